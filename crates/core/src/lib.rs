@@ -24,9 +24,17 @@
 #![deny(missing_docs)]
 
 pub mod balance;
+pub mod breaker;
+pub mod discovery;
 pub mod endpoint;
 pub mod error;
+pub mod fault;
+pub mod health;
+pub mod limit;
+pub mod outlier;
+pub mod retry;
 pub mod rng;
+pub mod script;
 pub mod time;
 
 pub use endpoint::{

@@ -1,0 +1,1 @@
+//! `aperture` (being written).

@@ -1,0 +1,1 @@
+//! `haproxy_random` (being written).

@@ -1,0 +1,1 @@
+//! `maglev` (being written).

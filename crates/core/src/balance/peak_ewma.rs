@@ -1,0 +1,1 @@
+//! `peak_ewma` (being written).

@@ -1,0 +1,1 @@
+//! `smooth_round_robin` (being written).

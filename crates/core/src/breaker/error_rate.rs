@@ -1,0 +1,1 @@
+//! `error_rate` (being written).

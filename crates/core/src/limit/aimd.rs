@@ -1,0 +1,1 @@
+//! `aimd` (being written).

@@ -1,0 +1,1 @@
+//! `gradient2` (being written).

@@ -1,0 +1,1 @@
+//! `outlier` (being written).

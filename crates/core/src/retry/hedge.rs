@@ -1,0 +1,1 @@
+//! `hedge` (being written).
