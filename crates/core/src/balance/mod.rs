@@ -26,6 +26,7 @@
 //! Every input carries `now`; every decision that needs randomness takes the
 //! caller's RNG. Nothing here reads a clock.
 
+mod config;
 mod edf;
 mod hosts;
 mod zone;
@@ -33,6 +34,7 @@ mod zone;
 pub mod p2c;
 pub mod round_robin;
 
+pub use config::{BalancerConfig, BalancerInfo};
 pub use edf::Edf;
 pub use hosts::{remap_state, HealthFlag, Host, Hosts, SlowStartConfig};
 pub use zone::{LocalFleet, ZoneAwareConfig, ZoneRouting};
