@@ -80,7 +80,10 @@ fn inline_toml(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => format!("{s:?}"),
-        Value::Array(a) => format!("[{}]", a.iter().map(inline_toml).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(inline_toml).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(o) => {
             let fields: Vec<String> = o
                 .iter()
@@ -103,6 +106,9 @@ mod tests {
     #[test]
     fn inline_toml_renders_nested_tables() {
         let v = serde_json::json!({"kind": "p2c", "n": 2, "x": {"on": true}, "none": null});
-        assert_eq!(inline_toml(&v), r#"{ kind = "p2c", n = 2, x = { on = true } }"#);
+        assert_eq!(
+            inline_toml(&v),
+            r#"{ kind = "p2c", n = 2, x = { on = true } }"#
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod algorithms;
+mod run;
 
 /// Service-mesh simulator and benchmarking harness.
 #[derive(Parser, Debug)]
@@ -19,12 +20,15 @@ struct Cli {
 enum Command {
     /// List every algorithm with a one-line description and its defaults.
     Algorithms(algorithms::Args),
+    /// Simulate a scenario and write its result tables.
+    Run(run::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Algorithms(args) => algorithms::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -31,8 +31,18 @@ mod edf;
 mod hosts;
 mod zone;
 
+pub mod aperture;
+pub mod client_wrr;
+pub mod haproxy_random;
+pub mod least_conn;
+pub mod least_request;
+pub mod maglev;
 pub mod p2c;
+pub mod peak_ewma;
+pub mod random;
+pub mod ring_hash;
 pub mod round_robin;
+pub mod smooth_round_robin;
 
 pub use config::{BalancerConfig, BalancerInfo};
 pub use edf::Edf;

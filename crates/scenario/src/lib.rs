@@ -1,0 +1,430 @@
+//! # meshsim-scenario
+//!
+//! A scenario file (TOML) describes services, their sidecars' policies, the
+//! workload and the run. This crate holds its types, parses it with errors
+//! that name the file, line and column, and validates it as a whole,
+//! reporting every problem at once.
+//!
+//! ```
+//! let text = r#"
+//! [run]
+//! duration = "2s"
+//! [workload]
+//! rate = 100
+//! entry = "api"
+//! [[services]]
+//! name = "api"
+//! service_time = { dist = "exponential", mean = "1ms" }
+//! "#;
+//! let s = meshsim_scenario::Scenario::from_toml(text, "inline.toml").unwrap();
+//! assert_eq!(s.services[0].instances, 1);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod dist;
+mod error;
+
+pub use dist::Dist;
+pub use error::{Problem, ScenarioError};
+
+use meshsim_core::balance::{BalancerConfig, CommonConfig};
+use meshsim_core::Nanos;
+
+/// A whole scenario.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// How long, which seed, what to measure.
+    pub run: Run,
+    /// The traffic.
+    pub workload: Workload,
+    /// The services.
+    pub services: Vec<Service>,
+    /// Sidecar policies.
+    #[serde(default)]
+    pub mesh: Mesh,
+}
+
+/// `[run]`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// Simulated time, warm-up included.
+    pub duration: Nanos,
+    /// Leading time excluded from the results.
+    #[serde(default)]
+    pub warmup: Nanos,
+    /// The seed every random stream derives from.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Width of a `timeseries.csv` window.
+    #[serde(default = "default_window")]
+    pub window: Nanos,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_window() -> Nanos {
+    Nanos::from_secs(1)
+}
+
+/// `[workload]`: open-loop arrivals at the entry service.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Requests per second.
+    pub rate: f64,
+    /// The service that receives them.
+    pub entry: String,
+    /// Inter-arrival process.
+    #[serde(default)]
+    pub arrivals: Arrivals,
+    /// How many client sidecars share the load (each with its own balancer
+    /// state, as a fleet of callers has); requests are spread round robin.
+    #[serde(default = "one")]
+    pub clients: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Inter-arrival process of an open-loop workload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Exponential inter-arrival times.
+    #[default]
+    Poisson,
+    /// Evenly spaced.
+    Constant,
+}
+
+/// `[[services]]`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Unique name.
+    pub name: String,
+    /// Number of instances.
+    #[serde(default = "one")]
+    pub instances: u32,
+    /// Worker pool size per instance.
+    #[serde(default = "one")]
+    pub concurrency: u32,
+    /// Time a worker spends on one request.
+    pub service_time: Dist,
+    /// Probability that a request fails with a 500.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Per-instance changes.
+    #[serde(default)]
+    pub overrides: Vec<Override>,
+}
+
+/// A change to one instance.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// Instance index.
+    pub instance: u32,
+    /// Multiplies the service time.
+    #[serde(default = "unit")]
+    pub slowdown: f64,
+}
+
+fn unit() -> f64 {
+    1.0
+}
+
+/// `[mesh]`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mesh {
+    /// Policy for every caller → callee edge.
+    #[serde(default)]
+    pub defaults: Policy,
+}
+
+/// A sidecar policy.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The balancer.
+    #[serde(default)]
+    pub balancer: BalancerConfig,
+    /// Panic threshold, slow start, zone-aware routing.
+    #[serde(default)]
+    pub lb: CommonConfig,
+}
+
+impl Scenario {
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::parse(file, text, &e))?;
+        let problems = s.validate();
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            Err(ScenarioError::Invalid {
+                file: file.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// The scenario as TOML, every default filled in.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# could not render: {e}\n"))
+    }
+
+    /// Looks up a service by name.
+    pub fn service(&self, name: &str) -> Option<(usize, &Service)> {
+        self.services
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == name)
+    }
+
+    /// Every semantic problem, in file order.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let mut add = |key: String, msg: String| p.push(Problem { key, message: msg });
+        if self.run.duration == Nanos::ZERO {
+            add("run.duration".into(), "must be longer than 0s".into());
+        }
+        if self.run.warmup >= self.run.duration {
+            add(
+                "run.warmup".into(),
+                format!(
+                    "{} leaves nothing to measure in a {} run; expected less than run.duration",
+                    self.run.warmup, self.run.duration
+                ),
+            );
+        }
+        if self.run.window == Nanos::ZERO {
+            add("run.window".into(), "must be longer than 0s".into());
+        }
+        if !(self.workload.rate.is_finite() && self.workload.rate > 0.0) {
+            add(
+                "workload.rate".into(),
+                format!("{} is not a positive request rate", self.workload.rate),
+            );
+        }
+        if self.workload.clients == 0 {
+            add("workload.clients".into(), "must be at least 1".into());
+        }
+        if self.service(&self.workload.entry).is_none() {
+            let names: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+            add(
+                "workload.entry".into(),
+                format!(
+                    "no service named {:?}; expected one of {:?}",
+                    self.workload.entry, names
+                ),
+            );
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            let k = |f: &str| format!("services[{i}].{f}");
+            if self.services[..i].iter().any(|o| o.name == s.name) {
+                add(k("name"), format!("{:?} is defined twice", s.name));
+            }
+            if s.instances == 0 {
+                add(k("instances"), "must be at least 1".into());
+            }
+            if s.concurrency == 0 {
+                add(k("concurrency"), "must be at least 1".into());
+            }
+            if !(0.0..=1.0).contains(&s.error_rate) {
+                add(
+                    k("error_rate"),
+                    format!("{} is not a probability in [0, 1]", s.error_rate),
+                );
+            }
+            if let Err(e) = s.service_time.validate() {
+                add(k("service_time"), e);
+            }
+            for (j, o) in s.overrides.iter().enumerate() {
+                if o.instance >= s.instances {
+                    add(
+                        format!("services[{i}].overrides[{j}].instance"),
+                        format!(
+                            "{} does not exist; the service has instances 0 to {}",
+                            o.instance,
+                            s.instances.saturating_sub(1)
+                        ),
+                    );
+                }
+                if !(o.slowdown.is_finite() && o.slowdown > 0.0) {
+                    add(
+                        format!("services[{i}].overrides[{j}].slowdown"),
+                        format!("{} is not a positive factor", o.slowdown),
+                    );
+                }
+            }
+        }
+        if let Err(e) = self.mesh.defaults.balancer.build() {
+            add(format!("mesh.defaults.balancer.{}", e.field), e.problem);
+        }
+        if let Err(e) = self.mesh.defaults.lb.validate() {
+            add(format!("mesh.defaults.lb.{}", e.field), e.problem);
+        }
+        p
+    }
+}
+
+/// Loads a scenario from `text`, applying `--set key=value` overrides first.
+///
+/// Keys are dotted paths into the file (`run.seed`, `workload.rate`,
+/// `mesh.defaults.balancer.kind`); a segment that meets an array of tables
+/// selects the element whose `name` equals it, or the element at that index
+/// (`services.api.instances`, `services.0.concurrency`). Values are TOML
+/// (`7`, `"p2c"`, `"250ms"`, `true`); a value that is not valid TOML is taken
+/// as a string, so `--set mesh.defaults.balancer.kind=p2c` works too.
+pub fn load(text: &str, file: &str, sets: &[(String, String)]) -> Result<Scenario, ScenarioError> {
+    if sets.is_empty() {
+        return Scenario::from_toml(text, file);
+    }
+    let mut doc: toml::Table =
+        toml::from_str(text).map_err(|e| ScenarioError::parse(file, text, &e))?;
+    for (key, value) in sets {
+        set_path(&mut doc, key, parse_value(value)).map_err(|message| ScenarioError::Invalid {
+            file: file.to_owned(),
+            problems: vec![Problem {
+                key: format!("--set {key}"),
+                message,
+            }],
+        })?;
+    }
+    let rendered = toml::to_string(&doc).map_err(|e| ScenarioError::Invalid {
+        file: file.to_owned(),
+        problems: vec![Problem {
+            key: "--set".into(),
+            message: e.to_string(),
+        }],
+    })?;
+    Scenario::from_toml(&rendered, &format!("{file} (after --set)"))
+}
+
+fn parse_value(v: &str) -> toml::Value {
+    let doc = format!("v = {v}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(v.to_owned())),
+        Err(_) => toml::Value::String(v.to_owned()),
+    }
+}
+
+fn set_path(doc: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("{key:?} is not a dotted key such as run.seed"));
+    }
+    let mut cur: &mut toml::Value = doc
+        .entry(parts[0].to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        let walked = parts[..i].join(".");
+        cur = match cur {
+            toml::Value::Table(t) => t
+                .entry((*part).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+            toml::Value::Array(a) => {
+                let pos = match part.parse::<usize>() {
+                    Ok(n) if n < a.len() => Some(n),
+                    _ => a
+                        .iter()
+                        .position(|v| v.get("name").and_then(|n| n.as_str()) == Some(part)),
+                };
+                let len = a.len();
+                match pos {
+                    Some(n) => &mut a[n],
+                    None => {
+                        return Err(format!(
+                            "{walked} has no element named or numbered {part:?} ({len} elements)"
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "{walked} is a value, not a table; cannot set {part:?} inside it"
+                ))
+            }
+        };
+    }
+    *cur = value;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[run]
+duration = "2s"
+[workload]
+rate = 100
+entry = "api"
+[[services]]
+name = "api"
+service_time = { dist = "exponential", mean = "1ms" }
+"#;
+
+    #[test]
+    fn parse_errors_name_file_line_and_column() {
+        let bad = BASE.replace("rate = 100", "rate = 100\nrat = 5");
+        let e = Scenario::from_toml(&bad, "x.toml").unwrap_err().to_string();
+        assert!(e.starts_with("x.toml:6:1:"), "{e}");
+        assert!(e.contains("unknown field `rat`"), "{e}");
+    }
+
+    #[test]
+    fn semantic_problems_are_reported_together() {
+        let bad = BASE
+            .replace("rate = 100", "rate = -1")
+            .replace("entry = \"api\"", "entry = \"web\"");
+        let e = Scenario::from_toml(&bad, "x.toml").unwrap_err();
+        let ScenarioError::Invalid { problems, .. } = &e else {
+            panic!("{e}")
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["workload.rate", "workload.entry"]);
+        assert!(e.to_string().contains("expected one of [\"api\"]"), "{e}");
+    }
+
+    #[test]
+    fn set_overrides_by_path_and_service_name() {
+        let sets = vec![
+            ("services.api.instances".to_owned(), "4".to_owned()),
+            ("mesh.defaults.balancer.kind".to_owned(), "p2c".to_owned()),
+            ("run.seed".to_owned(), "9".to_owned()),
+        ];
+        let s = load(BASE, "x.toml", &sets).unwrap();
+        assert_eq!(s.services[0].instances, 4);
+        assert_eq!(s.mesh.defaults.balancer.name(), "p2c");
+        assert_eq!(s.run.seed, 9);
+        let e = load(
+            BASE,
+            "x.toml",
+            &[("services.web.instances".into(), "2".into())],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no element named or numbered \"web\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn resolved_scenario_round_trips() {
+        let s = Scenario::from_toml(BASE, "x.toml").unwrap();
+        let again = Scenario::from_toml(&s.to_toml(), "resolved.toml").unwrap();
+        assert_eq!(s, again);
+    }
+}
