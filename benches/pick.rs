@@ -19,8 +19,13 @@ fn bench_pick(c: &mut Criterion) {
     group.measurement_time(std::time::Duration::from_secs(1));
     for info in BalancerConfig::catalog() {
         for n in [10u32, 100, 1000] {
-            let mut lb = info.defaults.load_balancer(CommonConfig::default()).unwrap();
-            let eps = (0..n).map(|i| Endpoint::new(i).with_weight(1 + i % 3)).collect();
+            let mut lb = info
+                .defaults
+                .load_balancer(CommonConfig::default())
+                .unwrap();
+            let eps = (0..n)
+                .map(|i| Endpoint::new(i).with_weight(1 + i % 3))
+                .collect();
             lb.update(EndpointChange::Reset(eps), Time::ZERO).unwrap();
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
             // A ring of in-flight requests: each iteration completes the

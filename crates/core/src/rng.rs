@@ -101,6 +101,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// P2C's pair is always two different hosts, whatever the seed and size.
+        #[test]
+        fn distinct_pair_is_distinct_for_any_seed(seed: u64, n in 2usize..10_000) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            for _ in 0..16 {
+                let (a, b) = distinct_pair(&mut rng, n);
+                proptest::prop_assert!(a != b && a < n && b < n);
+            }
+        }
+
+        #[test]
+        fn below_stays_below(seed: u64, n in 1u64..u64::MAX) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            proptest::prop_assert!(below(&mut rng, n) < n);
+        }
+    }
+
     #[test]
     fn unit_is_half_open() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);

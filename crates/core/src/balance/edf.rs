@@ -110,6 +110,27 @@ mod tests {
         assert_eq!(counts, [2, 4, 6]);
     }
 
+    proptest::proptest! {
+        /// With integer weights the schedule is periodic: every window of
+        /// Σw consecutive picks holds each host exactly w times, so the
+        /// sequence repeats with period Σw.
+        #[test]
+        fn schedule_is_periodic_with_exact_counts(w in proptest::collection::vec(1u32..8, 1..7)) {
+            let total: u32 = w.iter().sum();
+            let mut edf = Edf::new(w.iter().enumerate().map(|(i, &x)| (i as u32, f64::from(x))));
+            let seq: Vec<u32> = (0..3 * total)
+                .map(|_| edf.pick(|h| f64::from(w[h as usize])).unwrap())
+                .collect();
+            for period in seq.chunks(total as usize) {
+                let mut counts = vec![0u32; w.len()];
+                for &h in period {
+                    counts[h as usize] += 1;
+                }
+                proptest::prop_assert_eq!(&counts, &w);
+            }
+        }
+    }
+
     #[test]
     fn zero_weight_hosts_are_never_picked() {
         let mut edf = Edf::new([(0, 0.0), (1, 1.0)]);

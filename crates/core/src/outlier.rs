@@ -1,1 +1,0 @@
-//! `outlier` (being written).
