@@ -48,25 +48,9 @@
 
 use crate::error::{check_range, ConfigError};
 
-/// Envoy's retry budget (`CircuitBreakers.Thresholds.RetryBudget`).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryBudgetConfig {
-    /// Percentage of active plus pending requests that may be retries
-    /// (Envoy default 20).
-    pub budget_percent: f64,
-    /// Concurrent retries always allowed, whatever the load (Envoy default 3).
-    pub min_retry_concurrency: u32,
-}
-
-impl Default for RetryBudgetConfig {
-    fn default() -> Self {
-        RetryBudgetConfig {
-            budget_percent: 20.0,
-            min_retry_concurrency: 3,
-        }
-    }
-}
+/// Envoy's retry budget (`CircuitBreakers.Thresholds.RetryBudget`): the
+/// same type the retry module uses, so the formula lives in one place.
+pub use crate::retry::budget::EnvoyBudget as RetryBudgetConfig;
 
 /// One priority's thresholds (Envoy `CircuitBreakers.Thresholds`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -214,14 +198,10 @@ impl Thresholds {
             Resource::Request => u64::from(self.cfg.max_requests),
             Resource::Retry => match &self.cfg.retry_budget {
                 None => u64::from(self.cfg.max_retries),
-                Some(b) => {
-                    let active = u64::from(self.held(Resource::Request))
-                        + u64::from(self.held(Resource::Pending));
-                    // Envoy: std::max<uint64_t>(budget_percent / 100.0 * active, min);
-                    // the double converts to an integer by truncation.
-                    let budget = (b.budget_percent / 100.0 * active as f64) as u64;
-                    budget.max(u64::from(b.min_retry_concurrency))
-                }
+                Some(b) => b.max_retries(
+                    u64::from(self.held(Resource::Request))
+                        + u64::from(self.held(Resource::Pending)),
+                ),
             },
         }
     }
