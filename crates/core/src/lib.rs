@@ -20,6 +20,27 @@
 //!
 //! Semantics and defaults follow the production system each algorithm is
 //! named after; each module names its sources.
+//!
+//! ```
+//! use meshsim_core::balance::{BalancerConfig, CommonConfig};
+//! use meshsim_core::{Completion, Endpoint, EndpointChange, Nanos, Outcome, PickRequest, Time};
+//! use rand_core::SeedableRng;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A scenario file says `balancer = { kind = "peak_ewma" }`.
+//! let config: BalancerConfig = serde_json::from_str(r#"{"kind": "peak_ewma"}"#)?;
+//! let mut lb = config.load_balancer(CommonConfig::default())?; // one per (client, upstream)
+//! lb.update(EndpointChange::Reset((0..3).map(Endpoint::new).collect()), Time::ZERO)?;
+//!
+//! let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+//! let now = Time::ZERO;
+//! let id = lb.pick(&PickRequest::default(), now, &mut rng).expect("three endpoints");
+//! lb.on_start(id, now);
+//! let done = Completion { latency: Nanos::from_millis(3), outcome: Outcome::OK };
+//! lb.on_complete(id, &done, now + Nanos::from_millis(3));
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

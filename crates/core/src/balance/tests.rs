@@ -134,3 +134,48 @@ fn in_flight_counts_follow_start_and_complete() {
     // Completions for unknown endpoints (removed meanwhile) are ignored.
     lb.on_complete(EndpointId(9), &done, Time(1));
 }
+
+proptest::proptest! {
+    /// Panic engages exactly when the healthy share falls below the
+    /// threshold: `healthy × 100 < threshold × total` (Envoy's
+    /// `isHostSetInPanic`), and picks then reach unhealthy hosts.
+    #[test]
+    fn panic_engages_exactly_below_the_threshold(
+        n in 1u32..40,
+        unhealthy in 0u32..40,
+        threshold in 0u32..=100,
+    ) {
+        let unhealthy = unhealthy.min(n);
+        let common = CommonConfig {
+            panic_threshold: f64::from(threshold),
+            ..CommonConfig::default()
+        };
+        let mut lb = LoadBalancer::new(Box::new(round_robin::RoundRobin::default()), common).unwrap();
+        lb.update(EndpointChange::Reset((0..n).map(Endpoint::new).collect()), Time(0)).unwrap();
+        for id in 0..unhealthy {
+            lb.set_health(EndpointId(id), HealthFlag::ActiveCheck, true, Time(0));
+        }
+        let healthy = n - unhealthy;
+        let expect = healthy * 100 < threshold * n;
+        proptest::prop_assert_eq!(lb.in_panic(), expect);
+        let seq = picks_or_none(&mut lb, 2 * n as usize);
+        if expect {
+            // In panic, round robin walks every host, healthy or not.
+            proptest::prop_assert!((0..n).all(|id| seq.contains(&Some(id))));
+        } else if healthy == 0 {
+            proptest::prop_assert!(seq.iter().all(|p| p.is_none()));
+        } else {
+            proptest::prop_assert!(seq.iter().all(|p| p.is_some_and(|id| id >= unhealthy)));
+        }
+    }
+}
+
+fn picks_or_none(lb: &mut LoadBalancer, k: usize) -> Vec<Option<u32>> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    (0..k)
+        .map(|_| {
+            lb.pick(&PickRequest::default(), Time(0), &mut rng)
+                .map(|id| id.0)
+        })
+        .collect()
+}
