@@ -7,7 +7,7 @@ use meshsim_core::{
     Completion, Endpoint, EndpointChange, EndpointId, Nanos, Outcome, PickRequest, Time,
 };
 use meshsim_results::{InstanceRow, Latency, RunTables, TimeseriesRow};
-use meshsim_scenario::{Arrivals, Scenario};
+use meshsim_scenario::{Arrivals, Scenario, WorkloadKind};
 use rand_distr::{Distribution, Exp};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -44,13 +44,23 @@ pub struct Accounting {
 
 #[derive(Debug)]
 enum Event {
-    Arrival,
-    Done { req: u32 },
+    /// A request arrives: from the open-loop process (`user == OPEN`) or
+    /// from closed-loop user `user`.
+    Arrival {
+        user: u32,
+    },
+    Done {
+        req: u32,
+    },
 }
+
+/// The `user` of open-loop arrivals.
+const OPEN: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Req {
     intended: Time,
+    user: u32,
     client: u32,
     instance: u32,
     /// When a worker took it; `None` while queued.
@@ -80,7 +90,9 @@ struct Sim<'a> {
     client_rng: Vec<Xoshiro256PlusPlus>,
     next_client: u32,
     arrival_rng: Xoshiro256PlusPlus,
-    interarrival: Exp<f64>,
+    interarrival: Option<Exp<f64>>,
+    think: Option<Sampler>,
+    think_rng: Xoshiro256PlusPlus,
     service_rng: Xoshiro256PlusPlus,
     error_rng: Xoshiro256PlusPlus,
     service_time: Sampler,
@@ -143,8 +155,20 @@ pub fn simulate(sc: &Scenario) -> Result<Output, EngineError> {
         clients,
         next_client: 0,
         arrival_rng: stream(seed, "arrivals", 0),
-        interarrival: Exp::new(sc.workload.rate / 1e9)
-            .map_err(|e| EngineError::Dist(e.to_string()))?,
+        interarrival: match (sc.workload.kind, sc.workload.rate) {
+            (WorkloadKind::Open, Some(rate)) => {
+                Some(Exp::new(rate / 1e9).map_err(|e| EngineError::Dist(e.to_string()))?)
+            }
+            _ => None,
+        },
+        think: sc
+            .workload
+            .think_time
+            .as_ref()
+            .map(Sampler::new)
+            .transpose()
+            .map_err(EngineError::Dist)?,
+        think_rng: stream(seed, "think", 0),
         service_rng: stream(seed, "service", 0),
         error_rng: stream(seed, "errors", 0),
         service_time: Sampler::new(&svc.service_time).map_err(EngineError::Dist)?,
@@ -154,7 +178,15 @@ pub fn simulate(sc: &Scenario) -> Result<Output, EngineError> {
         windows: (0..windows).map(|_| Latency::new()).collect(),
         acct: Accounting::default(),
     };
-    sim.schedule_arrival();
+    match sc.workload.kind {
+        WorkloadKind::Open => sim.schedule_arrival(),
+        // Each user starts after one think time, so users do not march in step.
+        WorkloadKind::Closed => {
+            for user in 0..sc.workload.users.unwrap_or(0) {
+                sim.schedule_user(user);
+            }
+        }
+    }
     let mut events = 0u64;
     while let Some((t, ev)) = sim.q.pop() {
         if t > sim.end {
@@ -163,7 +195,7 @@ pub fn simulate(sc: &Scenario) -> Result<Output, EngineError> {
         sim.now = t;
         events += 1;
         match ev {
-            Event::Arrival => sim.on_arrival(),
+            Event::Arrival { user } => sim.on_arrival(user),
             Event::Done { req } => sim.on_done(req),
         }
     }
@@ -172,31 +204,55 @@ pub fn simulate(sc: &Scenario) -> Result<Output, EngineError> {
 
 impl Sim<'_> {
     fn schedule_arrival(&mut self) {
+        let Some(exp) = &self.interarrival else {
+            return;
+        };
         let gap = match self.sc.workload.arrivals {
-            Arrivals::Poisson => self.interarrival.sample(&mut self.arrival_rng),
-            Arrivals::Constant => 1e9 / self.sc.workload.rate,
+            Arrivals::Poisson => exp.sample(&mut self.arrival_rng),
+            Arrivals::Constant => 1e9 / self.sc.workload.rate.unwrap_or(1.0),
         };
         let at = self.now + Nanos(gap.round().max(1.0) as u64);
         if at <= self.end {
-            self.q.push(at, Event::Arrival);
+            self.q.push(at, Event::Arrival { user: OPEN });
         }
     }
 
-    fn on_arrival(&mut self) {
-        self.schedule_arrival();
+    /// Closed loop: `user` sends its next request after a think time.
+    fn schedule_user(&mut self, user: u32) {
+        let think = match &self.think {
+            Some(t) => t.sample(&mut self.think_rng, 1.0),
+            None => 0,
+        };
+        let at = self.now + Nanos(think);
+        if at <= self.end {
+            self.q.push(at, Event::Arrival { user });
+        }
+    }
+
+    fn on_arrival(&mut self, user: u32) {
+        let client = if user == OPEN {
+            self.schedule_arrival();
+            let c = self.next_client;
+            self.next_client = (self.next_client + 1) % self.clients.len() as u32;
+            c
+        } else {
+            user % self.clients.len() as u32
+        };
         self.acct.generated += 1;
-        let client = self.next_client;
-        self.next_client = (self.next_client + 1) % self.clients.len() as u32;
         let lb = &mut self.clients[client as usize];
         let rng = &mut self.client_rng[client as usize];
         let Some(id) = lb.pick(&PickRequest::default(), self.now, rng) else {
             self.acct.rejected += 1;
             self.record(self.now, self.now, true);
+            if user != OPEN {
+                self.schedule_user(user);
+            }
             return;
         };
         lb.on_start(id, self.now);
         let req = Req {
             intended: self.now,
+            user,
             client,
             instance: id.0,
             started: None,
@@ -267,6 +323,9 @@ impl Sim<'_> {
         self.record(req.intended, self.now, error);
         if let Some(n) = next {
             self.start_service(n);
+        }
+        if req.user != OPEN {
+            self.schedule_user(req.user);
         }
     }
 

@@ -70,25 +70,53 @@ fn default_window() -> Nanos {
     Nanos::from_secs(1)
 }
 
-/// `[workload]`: open-loop arrivals at the entry service.
+/// `[workload]`: the traffic at the entry service.
+///
+/// Open loop (`kind = "open"`, the default): requests arrive at `rate` per
+/// second whatever the system does, and latency runs from each request's
+/// intended arrival time. Closed loop (`kind = "closed"`): `users` each send
+/// one request, wait for its answer, think for `think_time`, and send the
+/// next; latency runs from the actual send.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
-    /// Requests per second.
-    pub rate: f64,
-    /// The service that receives them.
-    pub entry: String,
-    /// Inter-arrival process.
+    /// `open` or `closed`.
+    #[serde(default)]
+    pub kind: WorkloadKind,
+    /// Requests per second (open loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Inter-arrival process (open loop).
     #[serde(default)]
     pub arrivals: Arrivals,
+    /// Concurrent users (closed loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u32>,
+    /// Think time between a response and the user's next request (closed loop; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<Dist>,
+    /// The service that receives the requests.
+    pub entry: String,
     /// How many client sidecars share the load (each with its own balancer
-    /// state, as a fleet of callers has); requests are spread round robin.
+    /// state, as a fleet of callers has); requests (or users) are spread
+    /// over them round robin.
     #[serde(default = "one")]
     pub clients: u32,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// Open or closed loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    /// Arrivals at a fixed rate, independent of responses.
+    #[default]
+    Open,
+    /// A fixed population of users with think time.
+    Closed,
 }
 
 /// Inter-arrival process of an open-loop workload.
@@ -207,10 +235,41 @@ impl Scenario {
         if self.run.window == Nanos::ZERO {
             add("run.window".into(), "must be longer than 0s".into());
         }
-        if !(self.workload.rate.is_finite() && self.workload.rate > 0.0) {
+        let w = &self.workload;
+        match w.kind {
+            WorkloadKind::Open => match w.rate {
+                Some(r) if r.is_finite() && r > 0.0 => {}
+                Some(r) => add(
+                    "workload.rate".into(),
+                    format!("{r} is not a positive request rate"),
+                ),
+                None => add(
+                    "workload.rate".into(),
+                    "an open-loop workload needs a rate (requests per second)".into(),
+                ),
+            },
+            WorkloadKind::Closed => {
+                if w.users.unwrap_or(0) == 0 {
+                    add(
+                        "workload.users".into(),
+                        "a closed-loop workload needs at least 1 user".into(),
+                    );
+                }
+                if w.rate.is_some() {
+                    add(
+                        "workload.rate".into(),
+                        "a closed-loop workload has no rate; its users set the pace (remove rate, or use kind = \"open\")".into(),
+                    );
+                }
+                if let Some(Err(e)) = w.think_time.as_ref().map(Dist::validate) {
+                    add("workload.think_time".into(), e);
+                }
+            }
+        }
+        if w.kind == WorkloadKind::Open && (w.users.is_some() || w.think_time.is_some()) {
             add(
-                "workload.rate".into(),
-                format!("{} is not a positive request rate", self.workload.rate),
+                "workload.users".into(),
+                "users and think_time belong to kind = \"closed\"; an open-loop workload has a rate".into(),
             );
         }
         if self.workload.clients == 0 {

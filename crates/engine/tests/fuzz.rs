@@ -1,0 +1,104 @@
+//! Fuzz-style properties: the parser turns any text into a scenario or an
+//! error, never a panic; the engine runs any valid scenario to the end and
+//! accounts for every request.
+
+use meshsim_engine::simulate;
+use meshsim_scenario::Scenario;
+use proptest::prelude::*;
+
+const KINDS: [&str; 12] = [
+    "round_robin",
+    "smooth_round_robin",
+    "random",
+    "least_request",
+    "p2c",
+    "least_conn",
+    "peak_ewma",
+    "ring_hash",
+    "maglev",
+    "haproxy_random",
+    "aperture",
+    "client_wrr",
+];
+
+fn valid_scenario() -> impl Strategy<Value = String> {
+    (
+        (1u32..6, 1u32..5, 0usize..KINDS.len(), 0u32..3, 1u32..4),
+        (1.0f64..5000.0, 0u64..4, any::<u64>(), 0.0f64..0.3, 1.0f64..30.0),
+        any::<bool>(),
+    )
+        .prop_map(
+            |((instances, concurrency, kind, dist, clients), (rate, slow, seed, err, factor), closed)| {
+                let dist = match dist {
+                    0 => r#"{ dist = "exponential", mean = "2ms" }"#,
+                    1 => r#"{ dist = "constant", value = "1ms" }"#,
+                    _ => r#"{ dist = "lognormal", mean = "1ms", p99 = "6ms" }"#,
+                };
+                let load = if closed {
+                    format!("kind = \"closed\"\nusers = {}\nthink_time = {{ dist = \"exponential\", mean = \"3ms\" }}", instances * 3)
+                } else {
+                    format!("rate = {rate}")
+                };
+                let slow = (slow as u32).min(instances - 1);
+                format!(
+                    r#"
+[run]
+duration = "300ms"
+warmup = "50ms"
+seed = {seed}
+window = "100ms"
+[workload]
+{load}
+entry = "s"
+clients = {clients}
+[[services]]
+name = "s"
+instances = {instances}
+concurrency = {concurrency}
+service_time = {dist}
+error_rate = {err}
+overrides = [{{ instance = {slow}, slowdown = {factor} }}]
+[mesh.defaults]
+balancer = {{ kind = "{k}" }}
+"#,
+                    k = KINDS[kind]
+                )
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_text_never_panics_the_parser(text in "\\PC{0,400}") {
+        let _ = Scenario::from_toml(&text, "fuzz.toml");
+    }
+
+    #[test]
+    fn mangled_scenarios_never_panic_the_parser(text in valid_scenario(), cut in 0usize..600, junk in "[ -~]{0,8}") {
+        // Splice junk into a valid scenario at an arbitrary byte position.
+        let mut at = cut.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let mangled = format!("{}{}{}", &text[..at], junk, &text[at..]);
+        if let Err(e) = Scenario::from_toml(&mangled, "fuzz.toml") {
+            prop_assert!(e.to_string().starts_with("fuzz.toml"));
+        }
+    }
+
+    #[test]
+    fn random_valid_scenarios_run_and_conserve_requests(text in valid_scenario()) {
+        let sc = Scenario::from_toml(&text, "fuzz.toml").unwrap();
+        let out = simulate(&sc).unwrap();
+        let a = out.accounting;
+        prop_assert_eq!(a.generated, a.completed + a.failed + a.rejected + a.in_flight);
+        let shares: f64 = out.tables.instances.iter().map(|i| i.share).sum();
+        let measured: u64 = out.tables.instances.iter().map(|i| i.requests).sum();
+        prop_assert!(measured == 0 || (shares - 1.0).abs() < 1e-9);
+        for i in &out.tables.instances {
+            prop_assert!((0.0..=1.0 + 1e-9).contains(&i.utilization), "{}", i.utilization);
+        }
+    }
+}
