@@ -24,11 +24,18 @@
 
 mod dist;
 mod error;
+mod faults;
+mod graph;
+mod mesh;
+mod network;
 
 pub use dist::Dist;
 pub use error::{Problem, ScenarioError};
+pub use faults::{Fault, FaultKind};
+pub use graph::{Call, Step};
+pub use mesh::{EdgePolicy, Mesh, Policy, Sidecar, CLIENT};
+pub use network::Network;
 
-use meshsim_core::balance::{BalancerConfig, CommonConfig};
 use meshsim_core::Nanos;
 
 /// A whole scenario.
@@ -44,6 +51,12 @@ pub struct Scenario {
     /// Sidecar policies.
     #[serde(default)]
     pub mesh: Mesh,
+    /// Latency between instances.
+    #[serde(default)]
+    pub network: Network,
+    /// Scheduled faults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
 }
 
 /// `[run]`.
@@ -139,17 +152,40 @@ pub struct Service {
     /// Number of instances.
     #[serde(default = "one")]
     pub instances: u32,
-    /// Worker pool size per instance.
+    /// Zones the instances run in, assigned round robin (default one zone,
+    /// `"default"`).
+    #[serde(default = "default_zones")]
+    pub zones: Vec<String>,
+    /// Worker pool size per instance. A worker holds the request through its
+    /// own work and its downstream calls (thread-per-request).
     #[serde(default = "one")]
     pub concurrency: u32,
+    /// Requests waiting for a worker beyond which the instance answers 503
+    /// at once (default unbounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_capacity: Option<u32>,
     /// Time a worker spends on one request.
     pub service_time: Dist,
     /// Probability that a request fails with a 500.
     #[serde(default)]
     pub error_rate: f64,
+    /// What the service calls after its own work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<Step>,
     /// Per-instance changes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<Override>,
+}
+
+fn default_zones() -> Vec<String> {
+    vec!["default".to_owned()]
+}
+
+impl Service {
+    /// The zone of instance `i`.
+    pub fn zone_of(&self, i: u32) -> &str {
+        &self.zones[i as usize % self.zones.len()]
+    }
 }
 
 /// A change to one instance.
@@ -165,27 +201,6 @@ pub struct Override {
 
 fn unit() -> f64 {
     1.0
-}
-
-/// `[mesh]`.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mesh {
-    /// Policy for every caller → callee edge.
-    #[serde(default)]
-    pub defaults: Policy,
-}
-
-/// A sidecar policy.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    /// The balancer.
-    #[serde(default)]
-    pub balancer: BalancerConfig,
-    /// Panic threshold, slow start, zone-aware routing.
-    #[serde(default)]
-    pub lb: CommonConfig,
 }
 
 impl Scenario {
@@ -214,6 +229,58 @@ impl Scenario {
             .iter()
             .enumerate()
             .find(|(_, s)| s.name == name)
+    }
+
+    /// A cycle in the call graph, as service names, if there is one.
+    pub fn find_cycle(&self) -> Option<Vec<String>> {
+        // Depth-first search with colours; iterative over explicit stacks so
+        // a deep graph cannot overflow the call stack.
+        let n = self.services.len();
+        let edges: Vec<Vec<usize>> = self
+            .services
+            .iter()
+            .map(|s| {
+                let mut v: Vec<usize> = s
+                    .calls
+                    .iter()
+                    .flat_map(Step::calls)
+                    .filter_map(|c| self.service(&c.service).map(|(i, _)| i))
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        let mut colour = vec![0u8; n]; // 0 new, 1 on the path, 2 done
+        for root in 0..n {
+            if colour[root] != 0 {
+                continue;
+            }
+            let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+            colour[root] = 1;
+            while let Some(&mut (v, ref mut next)) = path.last_mut() {
+                if let Some(&w) = edges[v].get(*next) {
+                    *next += 1;
+                    if colour[w] == 1 {
+                        let start = path.iter().position(|&(x, _)| x == w).unwrap_or(0);
+                        let mut cycle: Vec<String> = path[start..]
+                            .iter()
+                            .map(|&(x, _)| self.services[x].name.clone())
+                            .collect();
+                        cycle.push(self.services[w].name.clone());
+                        return Some(cycle);
+                    }
+                    if colour[w] == 0 {
+                        colour[w] = 1;
+                        path.push((w, 0));
+                    }
+                } else {
+                    colour[v] = 2;
+                    path.pop();
+                }
+            }
+        }
+        None
     }
 
     /// Every semantic problem, in file order.
@@ -324,11 +391,140 @@ impl Scenario {
                 }
             }
         }
-        if let Err(e) = self.mesh.defaults.balancer.build() {
-            add(format!("mesh.defaults.balancer.{}", e.field), e.problem);
+        for (i, s) in self.services.iter().enumerate() {
+            if s.zones.is_empty() || s.zones.iter().any(String::is_empty) {
+                add(
+                    format!("services[{i}].zones"),
+                    "expected a list of zone names, e.g. [\"a\", \"b\"]".into(),
+                );
+            }
+            for (j, step) in s.calls.iter().enumerate() {
+                let k = format!("services[{i}].calls[{j}]");
+                match (&step.service, step.parallel.is_empty()) {
+                    (Some(_), false) => add(k.clone(), "has both service and parallel; expected one of them".into()),
+                    (None, true) => add(k.clone(), "has neither service nor parallel; expected { service = \"name\" } or { parallel = [...] }".into()),
+                    _ => {}
+                }
+                for c in step.calls() {
+                    if self.service(&c.service).is_none() {
+                        add(
+                            format!("{k}.service"),
+                            format!("calls unknown service {:?}", c.service),
+                        );
+                    }
+                    if !(0.0..=1.0).contains(&c.probability) {
+                        add(
+                            format!("{k}.probability"),
+                            format!("{} is not a probability in [0, 1]", c.probability),
+                        );
+                    }
+                }
+            }
         }
-        if let Err(e) = self.mesh.defaults.lb.validate() {
-            add(format!("mesh.defaults.lb.{}", e.field), e.problem);
+        if let Some(cycle) = self.find_cycle() {
+            add(
+                "services".into(),
+                format!("the call graph has a cycle: {}", cycle.join(" -> ")),
+            );
+        }
+        let zones: Vec<&str> = self
+            .services
+            .iter()
+            .flat_map(|s| s.zones.iter().map(String::as_str))
+            .collect();
+        for (i, f) in self.faults.iter().enumerate() {
+            let k = |x: &str| format!("faults[{i}].{x}");
+            if f.kind == FaultKind::ZoneOutage {
+                match &f.zone {
+                    Some(z) if zones.contains(&z.as_str()) => {}
+                    Some(z) => add(
+                        k("zone"),
+                        format!("no instance runs in zone {z:?}; zones are {zones:?}"),
+                    ),
+                    None => add(k("zone"), "a zone_outage needs a zone".into()),
+                }
+            } else {
+                match f.service.as_deref().map(|n| (n, self.service(n))) {
+                    Some((_, Some((_, svc)))) => {
+                        if let Some(inst) = f.instance {
+                            if inst >= svc.instances {
+                                add(
+                                    k("instance"),
+                                    format!(
+                                        "{inst} does not exist; {} has instances 0 to {}",
+                                        svc.name,
+                                        svc.instances - 1
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Some((n, None)) => add(k("service"), format!("no service named {n:?}")),
+                    None => add(k("service"), "expected the service the fault hits".into()),
+                }
+            }
+            let need = |v: bool, field: &str, what: &str| {
+                if v {
+                    None
+                } else {
+                    Some((k(field), what.to_owned()))
+                }
+            };
+            let miss = match f.kind {
+                FaultKind::Slowdown => need(
+                    f.factor.is_some_and(|x| x.is_finite() && x > 0.0),
+                    "factor",
+                    "a slowdown needs a positive factor",
+                ),
+                FaultKind::ErrorBurst => need(
+                    f.error_rate.is_some_and(|x| (0.0..=1.0).contains(&x)),
+                    "error_rate",
+                    "an error_burst needs an error_rate in [0, 1]",
+                ),
+                FaultKind::Latency => need(
+                    f.latency.is_some(),
+                    "latency",
+                    "a latency fault needs latency, e.g. \"50ms\"",
+                ),
+                FaultKind::Crash | FaultKind::ZoneOutage => None,
+            };
+            if let Some((key, msg)) = miss {
+                add(key, msg);
+            }
+        }
+        if !(0.0..=1.0).contains(&self.network.loss) {
+            add(
+                "network.loss".into(),
+                format!("{} is not a probability in [0, 1]", self.network.loss),
+            );
+        }
+        for (key, d) in [
+            ("network.latency", &self.network.latency),
+            ("network.cross_zone", &self.network.cross_zone),
+        ] {
+            if let Some(Err(e)) = d.as_ref().map(Dist::validate) {
+                add(key.into(), e);
+            }
+        }
+        for (k, m) in self.mesh.defaults.problems() {
+            add(format!("mesh.defaults.{k}"), m);
+        }
+        for (i, e) in self.mesh.edges.iter().enumerate() {
+            for (end, name) in [("from", &e.from), ("to", &e.to)] {
+                if let Some(n) = name {
+                    if self.service(n).is_none() && !(end == "from" && n == CLIENT) {
+                        add(
+                            format!("mesh.edges[{i}].{end}"),
+                            format!("no service named {n:?}"),
+                        );
+                    }
+                }
+            }
+            let from = e.from.clone().unwrap_or_else(|| CLIENT.to_owned());
+            let to = e.to.clone().unwrap_or_else(|| self.workload.entry.clone());
+            for (k, m) in self.mesh.policy(&from, &to).problems() {
+                add(format!("mesh.edges[{i}].{k}"), m);
+            }
         }
         p
     }
@@ -485,5 +681,86 @@ service_time = { dist = "exponential", mean = "1ms" }
         let s = Scenario::from_toml(BASE, "x.toml").unwrap();
         let again = Scenario::from_toml(&s.to_toml(), "resolved.toml").unwrap();
         assert_eq!(s, again);
+    }
+
+    const GRAPH: &str = r#"
+[run]
+duration = "2s"
+[workload]
+rate = 100
+entry = "api"
+[[services]]
+name = "api"
+service_time = { dist = "exponential", mean = "1ms" }
+calls = [{ service = "db" }, { parallel = [{ service = "cache" }, { service = "db", probability = 0.5 }] }]
+[[services]]
+name = "db"
+zones = ["a", "b"]
+instances = 4
+service_time = { dist = "constant", value = "2ms" }
+[[services]]
+name = "cache"
+service_time = { dist = "constant", value = "100us" }
+[mesh.defaults]
+balancer = { kind = "round_robin" }
+[[mesh.edges]]
+to = "db"
+balancer = { kind = "p2c" }
+[[mesh.edges]]
+from = "client"
+retry = { num_retries = 3, retry_on = ["5xx"] }
+"#;
+
+    #[test]
+    fn call_graphs_parse_and_edge_policies_overlay_defaults() {
+        let s = Scenario::from_toml(GRAPH, "g.toml").unwrap();
+        assert_eq!(s.services[0].calls[1].calls().len(), 2);
+        assert_eq!(s.services[1].zone_of(3), "b");
+        assert_eq!(s.mesh.policy("api", "db").balancer.name(), "p2c");
+        assert_eq!(s.mesh.policy("api", "cache").balancer.name(), "round_robin");
+        assert_eq!(s.mesh.policy(CLIENT, "api").retry.num_retries, 3);
+        assert_eq!(s.mesh.policy("api", "db").retry.num_retries, 1);
+        assert_eq!(s.find_cycle(), None);
+    }
+
+    #[test]
+    fn graph_problems_are_named() {
+        let bad = GRAPH
+            .replace(
+                "name = \"cache\"\n",
+                "name = \"cache\"\ncalls = [{ service = \"api\" }, { service = \"ghost\" }]\n",
+            )
+            .replace("[mesh.defaults]", "[[faults]]\nkind = \"zone_outage\"\nat = \"1s\"\nzone = \"c\"\n[[faults]]\nkind = \"slowdown\"\nat = \"1s\"\nservice = \"db\"\ninstance = 9\n[mesh.defaults]");
+        let e = Scenario::from_toml(&bad, "g.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("services[2].calls[1].service: calls unknown service \"ghost\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("the call graph has a cycle: api -> cache -> api"),
+            "{e}"
+        );
+        assert!(
+            e.contains("faults[0].zone: no instance runs in zone \"c\""),
+            "{e}"
+        );
+        assert!(e.contains("faults[1].instance: 9 does not exist"), "{e}");
+        assert!(
+            e.contains("faults[1].factor: a slowdown needs a positive factor"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn edge_policy_errors_name_the_edge() {
+        let bad = GRAPH.replace(
+            "balancer = { kind = \"p2c\" }",
+            "balancer = { kind = \"least_request\", choice_count = 1 }",
+        );
+        let e = Scenario::from_toml(&bad, "g.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("mesh.edges[0].balancer.least_request.choice_count"),
+            "{e}"
+        );
     }
 }

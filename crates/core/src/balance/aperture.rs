@@ -519,6 +519,10 @@ impl Algorithm for Aperture {
     fn on_complete(&mut self, hosts: &Hosts, _: u32, _: &Completion, now: Time) {
         self.adjust(hosts, -1, now);
     }
+
+    fn on_orphan_complete(&mut self, hosts: &Hosts, _: &Completion, now: Time) {
+        self.adjust(hosts, -1, now);
+    }
 }
 
 #[cfg(test)]

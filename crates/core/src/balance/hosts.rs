@@ -118,6 +118,10 @@ pub struct Hosts {
     slow_start: SlowStartConfig,
     /// No host is in slow start at or after this instant.
     slow_start_until: Time,
+    /// In-flight counts of endpoints that left the set with requests
+    /// outstanding; their completions are charged here, not to a host that
+    /// later reuses the id.
+    draining: std::collections::BTreeMap<EndpointId, u32>,
 }
 
 impl Hosts {
@@ -227,17 +231,48 @@ impl Hosts {
             h.flags &= !(flag as u8);
         }
         let is = h.is_healthy();
+        // Envoy starts slow start at the last active health-check pass (or
+        // when the host was added): an outlier release or a breaker closing
+        // does not restart the ramp.
+        if flag == HealthFlag::ActiveCheck && !on {
+            h.healthy_since = now;
+            self.note_healthy_since(now);
+        }
         if was == is {
             return false;
         }
         if is {
             self.healthy += 1;
-            h.healthy_since = now;
-            self.note_healthy_since(now);
         } else {
             self.healthy -= 1;
         }
         true
+    }
+
+    /// Requests still in flight to endpoints that left the set.
+    pub fn draining(&self) -> u32 {
+        self.draining.values().sum()
+    }
+
+    /// Charges a completion for `id` to the draining table, if the id has
+    /// requests outstanding from an earlier membership; returns whether it did.
+    pub(crate) fn finish_orphan(&mut self, id: EndpointId) -> bool {
+        match self.draining.get_mut(&id) {
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    self.draining.remove(&id);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn drain(&mut self, h: &Host) {
+        if h.active > 0 {
+            *self.draining.entry(h.endpoint.id).or_insert(0) += h.active;
+        }
     }
 
     fn note_healthy_since(&mut self, since: Time) {
@@ -306,7 +341,8 @@ impl Hosts {
             }
             C::Remove(id) => {
                 if let Some(i) = self.index_of(id) {
-                    self.hosts.remove(i as usize);
+                    let gone = self.hosts.remove(i as usize);
+                    self.drain(&gone);
                 }
             }
         }

@@ -93,6 +93,10 @@ pub trait Algorithm: Send + core::fmt::Debug {
     /// An attempt to `index` ended; `hosts` no longer counts it as active.
     fn on_complete(&mut self, _hosts: &Hosts, _index: u32, _done: &Completion, _now: Time) {}
 
+    /// An attempt to an endpoint that has since left the host set ended
+    /// (its in-flight count is already settled by the facade).
+    fn on_orphan_complete(&mut self, _hosts: &Hosts, _done: &Completion, _now: Time) {}
+
     /// A load report from the server at `index`.
     fn on_load_report(&mut self, _hosts: &Hosts, _index: u32, _report: &LoadReport, _now: Time) {}
 
@@ -110,6 +114,9 @@ pub struct CommonConfig {
     /// Below this percentage of healthy hosts the balancer ignores health and
     /// picks from all hosts (Envoy `healthy_panic_threshold`, default 50; 0 disables).
     pub panic_threshold: f64,
+    /// Envoy's overprovisioning factor in percent (default 140): a priority
+    /// whose healthy share times this factor reaches 100 % is never in panic.
+    pub overprovisioning_factor: u32,
     /// Weight ramp for new or recovered hosts.
     pub slow_start: SlowStartConfig,
     /// Prefer the caller's zone.
@@ -120,6 +127,7 @@ impl Default for CommonConfig {
     fn default() -> Self {
         CommonConfig {
             panic_threshold: 50.0,
+            overprovisioning_factor: 140,
             slow_start: SlowStartConfig::default(),
             zone_aware: ZoneAwareConfig::default(),
         }
@@ -130,6 +138,12 @@ impl CommonConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("panic_threshold", self.panic_threshold, 0.0, 100.0)?;
+        check_range(
+            "overprovisioning_factor",
+            self.overprovisioning_factor,
+            1,
+            100_000,
+        )?;
         self.slow_start.validate()?;
         self.zone_aware.validate()
     }
@@ -189,13 +203,17 @@ impl LoadBalancer {
     }
 
     /// Whether the healthy share is below the panic threshold, so that
-    /// picks ignore health (Envoy: `healthy% < threshold`; exactly at the
-    /// threshold is not panic; an empty set is not panic).
+    /// picks ignore health. Envoy (`isHostSetInPanic` with one priority):
+    /// `healthy% < threshold`, exactly at the threshold is not panic, an
+    /// empty set is not panic, and a set whose availability
+    /// `min(100, OPF × healthy%)` is 100 is never in panic.
     pub fn in_panic(&self) -> bool {
-        let total = self.hosts.len();
-        total > 0
-            && (self.hosts.healthy_count() as f64 * 100.0)
-                < self.common.panic_threshold * total as f64
+        let total = self.hosts.len() as f64;
+        let healthy = self.hosts.healthy_count() as f64;
+        let opf = f64::from(self.common.overprovisioning_factor);
+        total > 0.0
+            && healthy * 100.0 < self.common.panic_threshold * total
+            && healthy * opf < 100.0 * total
     }
 
     /// Applies a discovery change. On error (an invalid endpoint) nothing changes.
@@ -253,9 +271,14 @@ impl LoadBalancer {
         }
     }
 
-    /// An attempt to `id` ended (call once per `on_start`).
+    /// An attempt to `id` ended (call once per `on_start`). If `id` left the
+    /// set while the attempt was in flight, the completion settles that
+    /// departed host's count (and not the count of a host that has since
+    /// come back under the same id: old completions are charged first).
     pub fn on_complete(&mut self, id: EndpointId, done: &Completion, now: Time) {
-        if let Some(i) = self.hosts.index_of(id) {
+        if self.hosts.finish_orphan(id) {
+            self.algo.on_orphan_complete(&self.hosts, done, now);
+        } else if let Some(i) = self.hosts.index_of(id) {
             self.hosts.finish(i);
             self.algo.on_complete(&self.hosts, i, done, now);
         }

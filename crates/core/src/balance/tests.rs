@@ -131,14 +131,71 @@ fn in_flight_counts_follow_start_and_complete() {
     };
     lb.on_complete(EndpointId(1), &done, Time(1));
     assert_eq!(lb.hosts().active(1), 1);
-    // Completions for unknown endpoints (removed meanwhile) are ignored.
+    // Completions for ids that were never in the set change nothing.
     lb.on_complete(EndpointId(9), &done, Time(1));
+    assert_eq!(lb.hosts().active(1), 1);
+    assert_eq!(lb.hosts().draining(), 0);
+}
+
+#[test]
+fn a_removed_host_drains_and_a_returning_id_starts_clean() {
+    let done = crate::endpoint::Completion {
+        latency: crate::time::Nanos(5),
+        outcome: crate::endpoint::Outcome::OK,
+    };
+    let mut lb = rr(2);
+    lb.on_start(EndpointId(1), Time(0));
+    lb.on_start(EndpointId(1), Time(0));
+    lb.update(EndpointChange::Remove(EndpointId(1)), Time(1))
+        .unwrap();
+    assert_eq!(lb.hosts().draining(), 2);
+    // The id comes back while two old requests are still out.
+    lb.update(EndpointChange::Insert(Endpoint::new(1)), Time(2))
+        .unwrap();
+    lb.on_start(EndpointId(1), Time(3));
+    let i = lb.hosts().index_of(EndpointId(1)).unwrap();
+    assert_eq!(lb.hosts().active(i), 1, "only the new request counts");
+    lb.on_complete(EndpointId(1), &done, Time(4));
+    lb.on_complete(EndpointId(1), &done, Time(4));
+    assert_eq!(lb.hosts().draining(), 0);
+    assert_eq!(
+        lb.hosts().active(i),
+        1,
+        "old completions settle the old count"
+    );
+    lb.on_complete(EndpointId(1), &done, Time(5));
+    assert_eq!(lb.hosts().active(i), 0);
+}
+
+#[test]
+fn outlier_release_does_not_restart_slow_start_but_a_health_check_pass_does() {
+    let common = CommonConfig {
+        slow_start: SlowStartConfig {
+            window: crate::time::Nanos::from_secs(10),
+            ..SlowStartConfig::default()
+        },
+        ..CommonConfig::default()
+    };
+    let mut lb = LoadBalancer::new(Box::new(round_robin::RoundRobin::default()), common).unwrap();
+    lb.update(
+        EndpointChange::Reset((0..2).map(Endpoint::new).collect()),
+        Time(0),
+    )
+    .unwrap();
+    let t = |s| Time(crate::time::Nanos::from_secs(s).as_nanos());
+    lb.set_health(EndpointId(0), HealthFlag::Outlier, true, t(20));
+    lb.set_health(EndpointId(0), HealthFlag::Outlier, false, t(30));
+    assert_eq!(lb.hosts().weight(0, t(35)), 1.0);
+    lb.set_health(EndpointId(0), HealthFlag::ActiveCheck, true, t(40));
+    lb.set_health(EndpointId(0), HealthFlag::ActiveCheck, false, t(50));
+    assert_eq!(lb.hosts().weight(0, t(55)), 0.5);
 }
 
 proptest::proptest! {
     /// Panic engages exactly when the healthy share falls below the
-    /// threshold: `healthy × 100 < threshold × total` (Envoy's
-    /// `isHostSetInPanic`), and picks then reach unhealthy hosts.
+    /// threshold (`healthy × 100 < threshold × total`, Envoy's
+    /// `isHostSetInPanic`) while the overprovisioned availability is below
+    /// 100 %, and picks then reach unhealthy hosts.
     #[test]
     fn panic_engages_exactly_below_the_threshold(
         n in 1u32..40,
@@ -156,7 +213,8 @@ proptest::proptest! {
             lb.set_health(EndpointId(id), HealthFlag::ActiveCheck, true, Time(0));
         }
         let healthy = n - unhealthy;
-        let expect = healthy * 100 < threshold * n;
+        // Below the threshold, and availability min(100, 1.4 × healthy%) below 100.
+        let expect = healthy * 100 < threshold * n && healthy * 140 < 100 * n;
         proptest::prop_assert_eq!(lb.in_panic(), expect);
         let seq = picks_or_none(&mut lb, 2 * n as usize);
         if expect {

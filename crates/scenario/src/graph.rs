@@ -1,0 +1,57 @@
+//! Call graphs: what a service does with each request after its own work.
+
+/// One step of a service's script: a call, or a group of calls sent in
+/// parallel. Steps run in order; a step starts when the previous one has
+/// finished (all of a group's calls answered).
+///
+/// ```toml
+/// calls = [
+///   { service = "auth" },                                      # sequential
+///   { parallel = [{ service = "a" }, { service = "b", probability = 0.5 }] },
+/// ]
+/// ```
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Call this service (a one-call step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Probability that the call is made (one-call steps).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub probability: f64,
+    /// Or: call all of these at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parallel: Vec<Call>,
+}
+
+/// One call in a parallel group.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    /// The called service.
+    pub service: String,
+    /// Probability that the call is made.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub probability: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(p: &f64) -> bool {
+    *p == 1.0
+}
+
+impl Step {
+    /// The step's calls, whichever form it was written in.
+    pub fn calls(&self) -> Vec<Call> {
+        match &self.service {
+            Some(s) => vec![Call {
+                service: s.clone(),
+                probability: self.probability,
+            }],
+            None => self.parallel.clone(),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `[mesh]`: the sidecar policy on every caller → callee edge.
+
+use meshsim_core::balance::{BalancerConfig, CommonConfig};
+use meshsim_core::breaker::thresholds::ThresholdsConfig;
+use meshsim_core::outlier::OutlierConfig;
+use meshsim_core::retry::budget::RetryBudgetConfig;
+use meshsim_core::retry::policy::RetryPolicyConfig;
+use meshsim_core::Nanos;
+
+/// `[mesh]`: defaults for every edge, and per-edge overrides.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mesh {
+    /// Policy for every caller → callee edge.
+    #[serde(default)]
+    pub defaults: Policy,
+    /// Overrides for particular edges; later entries win.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<EdgePolicy>,
+}
+
+/// A sidecar policy: what the caller's sidecar does on calls to one upstream.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The balancer (`meshsim algorithms --family balancer`).
+    #[serde(default)]
+    pub balancer: BalancerConfig,
+    /// Panic threshold, slow start, zone-aware routing.
+    #[serde(default)]
+    pub lb: CommonConfig,
+    /// Route timeout and retries (Envoy semantics: `retry_on` empty means no
+    /// retries; `timeout` 15 s, `0s` disables).
+    #[serde(default)]
+    pub retry: RetryPolicyConfig,
+    /// Retry budget (default none).
+    #[serde(default)]
+    pub retry_budget: RetryBudgetConfig,
+    /// Envoy circuit-breaker thresholds per (caller sidecar, upstream).
+    #[serde(default)]
+    pub circuit_breaker: ThresholdsConfig,
+    /// Passive outlier detection (off unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier: Option<OutlierConfig>,
+    /// The sidecar's own cost.
+    #[serde(default)]
+    pub sidecar: Sidecar,
+}
+
+/// A sidecar's own cost per request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sidecar {
+    /// Added once on the way out of the caller's sidecar and once on the way
+    /// into the callee's (a request crosses two sidecars per hop; the response
+    /// crosses them again).
+    pub latency: Nanos,
+}
+
+/// Overrides for the edges from `from` to `to`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgePolicy {
+    /// Calling service, or `"client"` for the load generator's sidecars;
+    /// absent means every caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Called service; absent means every callee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// See [`Policy::balancer`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<BalancerConfig>,
+    /// See [`Policy::lb`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<CommonConfig>,
+    /// See [`Policy::retry`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicyConfig>,
+    /// See [`Policy::retry_budget`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<RetryBudgetConfig>,
+    /// See [`Policy::circuit_breaker`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<ThresholdsConfig>,
+    /// See [`Policy::outlier`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier: Option<OutlierConfig>,
+    /// See [`Policy::sidecar`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<Sidecar>,
+}
+
+/// The load generator's name as a caller in `[[mesh.edges]]`.
+pub const CLIENT: &str = "client";
+
+impl Mesh {
+    /// The policy on calls from `from` (a service name, or [`CLIENT`]) to `to`:
+    /// the defaults, overlaid by every matching edge entry in order. Each
+    /// field an entry sets replaces the default's field whole.
+    pub fn policy(&self, from: &str, to: &str) -> Policy {
+        let mut p = self.defaults.clone();
+        for e in &self.edges {
+            if e.from.as_deref().is_some_and(|f| f != from)
+                || e.to.as_deref().is_some_and(|t| t != to)
+            {
+                continue;
+            }
+            macro_rules! take {
+                ($($f:ident),*) => { $( if let Some(v) = &e.$f { p.$f = v.clone(); } )* };
+            }
+            take!(balancer, lb, retry, retry_budget, circuit_breaker, sidecar);
+            if e.outlier.is_some() {
+                p.outlier = e.outlier.clone();
+            }
+        }
+        p
+    }
+}
+
+impl Policy {
+    /// Every configuration error, as (key suffix, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut check = |what: &str, r: Result<(), meshsim_core::ConfigError>| {
+            if let Err(e) = r {
+                out.push((format!("{what}.{}", e.field), e.problem));
+            }
+        };
+        check("balancer", self.balancer.build().map(|_| ()));
+        check("lb", self.lb.validate());
+        check("retry", self.retry.try_new().map(|_| ()));
+        check("retry_budget", self.retry_budget.try_new().map(|_| ()));
+        check(
+            "circuit_breaker",
+            self.circuit_breaker.try_new().map(|_| ()),
+        );
+        if let Some(o) = &self.outlier {
+            check("outlier", o.try_new(meshsim_core::Time::ZERO).map(|_| ()));
+        }
+        out
+    }
+}
