@@ -68,14 +68,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut o = std::io::stdout().lock();
     writeln!(
         o,
-        "{:<20} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "scope", "count", "errors", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms"
+        "{:<20} {:>9} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "scope", "count", "errors", "retries", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms"
     )?;
     for r in &out.tables.summary {
         writeln!(
             o,
-            "{:<20} {:>9} {:>7} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-            r.scope, r.count, r.errors, r.throughput_rps, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+            "{:<20} {:>9} {:>7} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            r.scope,
+            r.count,
+            r.errors,
+            r.retries,
+            r.throughput_rps,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms
         )?;
     }
     writeln!(

@@ -18,9 +18,12 @@
 mod model;
 mod queue;
 mod sample;
+mod sim;
+mod slab;
 mod streams;
+mod world;
 
-pub use model::{simulate, Output};
+pub use model::{simulate, Accounting, Output};
 pub use streams::stream;
 
 /// Why a simulation could not run.

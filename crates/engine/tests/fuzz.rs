@@ -25,10 +25,10 @@ fn valid_scenario() -> impl Strategy<Value = String> {
     (
         (1u32..6, 1u32..5, 0usize..KINDS.len(), 0u32..3, 1u32..4),
         (1.0f64..5000.0, 0u64..4, any::<u64>(), 0.0f64..0.3, 1.0f64..30.0),
-        any::<bool>(),
+        (any::<bool>(), 0u32..3, 0usize..KINDS.len(), 0u32..5, 1u64..250),
     )
         .prop_map(
-            |((instances, concurrency, kind, dist, clients), (rate, slow, seed, err, factor), closed)| {
+            |((instances, concurrency, kind, dist, clients), (rate, slow, seed, err, factor), (closed, retries, kind2, fault, at))| {
                 let dist = match dist {
                     0 => r#"{ dist = "exponential", mean = "2ms" }"#,
                     1 => r#"{ dist = "constant", value = "1ms" }"#,
@@ -58,10 +58,43 @@ concurrency = {concurrency}
 service_time = {dist}
 error_rate = {err}
 overrides = [{{ instance = {slow}, slowdown = {factor} }}]
+calls = [{{ service = "t" }}, {{ parallel = [{{ service = "u" }}, {{ service = "t", probability = 0.5 }}] }}]
+[[services]]
+name = "t"
+zones = ["a", "b"]
+instances = 3
+queue_capacity = 5
+service_time = {{ dist = "exponential", mean = "500us" }}
+calls = [{{ service = "u", probability = 0.3 }}]
+[[services]]
+name = "u"
+instances = 2
+service_time = {{ dist = "constant", value = "200us" }}
+[network]
+latency = {{ dist = "exponential", mean = "100us" }}
+loss = 0.001
 [mesh.defaults]
 balancer = {{ kind = "{k}" }}
+retry = {{ num_retries = {retries}, retry_on = ["5xx"], per_try_timeout = "20ms", timeout = "100ms" }}
+outlier = {{ interval = "50ms", base_ejection_time = "30ms", max_ejection_percent = 50 }}
+circuit_breaker = {{ max_requests = 20 }}
+[[mesh.edges]]
+to = "t"
+balancer = {{ kind = "{k2}" }}
+retry_budget = {{ kind = "tps" }}
+[[faults]]
+kind = "{fk}"
+service = "t"
+zone = "a"
+factor = 5.0
+error_rate = 0.5
+latency = "5ms"
+at = "{at}ms"
+duration = "60ms"
 "#,
-                    k = KINDS[kind]
+                    k = KINDS[kind],
+                    k2 = KINDS[kind2],
+                    fk = ["crash", "slowdown", "error_burst", "latency", "zone_outage"][fault as usize],
                 )
             },
         )
@@ -94,9 +127,13 @@ proptest! {
         let out = simulate(&sc).unwrap();
         let a = out.accounting;
         prop_assert_eq!(a.generated, a.completed + a.failed + a.rejected + a.in_flight);
-        let shares: f64 = out.tables.instances.iter().map(|i| i.share).sum();
-        let measured: u64 = out.tables.instances.iter().map(|i| i.requests).sum();
-        prop_assert!(measured == 0 || (shares - 1.0).abs() < 1e-9);
+        // Within each service, the instances' shares sum to 1 (or all are 0).
+        for svc in ["s", "t", "u"] {
+            let rows: Vec<_> = out.tables.instances.iter().filter(|i| i.service == svc).collect();
+            let shares: f64 = rows.iter().map(|i| i.share).sum();
+            let measured: u64 = rows.iter().map(|i| i.requests).sum();
+            prop_assert!(measured == 0 || (shares - 1.0).abs() < 1e-9, "{svc}: {shares}");
+        }
         for i in &out.tables.instances {
             prop_assert!((0.0..=1.0 + 1e-9).contains(&i.utilization), "{}", i.utilization);
         }

@@ -25,7 +25,7 @@
 //!
 //! # The draws
 //!
-//! `random(N)` (default `random` = `random(2)`, at least 1) draws `N`
+//! `random(N)` (default `random` = `random(2)`; 1 to [`MAX_DRAWS`]) draws `N`
 //! independent 32-bit random hashes — *with* replacement, so two draws can
 //! land on the same server — and looks each up. After every draw it keeps the
 //! earlier best only if the new server is strictly more loaded relative to
@@ -59,12 +59,20 @@ pub const MAX_USER_WEIGHT: u32 = 256;
 /// Points reserved per server id on the ring (`SRV_EWGHT_RANGE = 256 × 16`).
 pub const SRV_EWGHT_RANGE: u32 = MAX_USER_WEIGHT * BE_WEIGHT_SCALE;
 
+/// The largest draw count accepted. HAProxy takes any positive `int`, but
+/// every draw is a random number and a ring lookup (a binary search over
+/// `16 × weight` points per server) on each request, so a pick costs `N`
+/// lookups. Two draws already get most of the benefit of choosing; past a
+/// handful, more draws mostly add per-request cost (`i32::MAX` would be two
+/// billion lookups per pick), so we refuse counts above 100.
+pub const MAX_DRAWS: u32 = 100;
+
 /// Configuration of `haproxy_random`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HaproxyRandomConfig {
     /// Random draws per pick; the least loaded (per weight) wins (HAProxy
-    /// default 2; at least 1; HAProxy keeps it in an `int`).
+    /// default 2; 1 to [`MAX_DRAWS`]).
     pub draws: u32,
 }
 
@@ -77,7 +85,7 @@ impl Default for HaproxyRandomConfig {
 impl HaproxyRandomConfig {
     /// Checks the draw count and builds the algorithm.
     pub fn try_new(&self) -> Result<HaproxyRandom, ConfigError> {
-        check_range("haproxy_random.draws", self.draws, 1, i32::MAX as u32)?;
+        check_range("haproxy_random.draws", self.draws, 1, MAX_DRAWS)?;
         Ok(HaproxyRandom {
             draws: self.draws,
             rings: PerSubset::default(),
@@ -283,7 +291,15 @@ mod tests {
         let e = HaproxyRandomConfig { draws: 0 }.try_new().unwrap_err();
         assert_eq!(e.field, "haproxy_random.draws");
         assert!(e.problem.contains("0 is out of range"), "{e}");
-        assert!(HaproxyRandomConfig { draws: u32::MAX }.try_new().is_err());
+        assert!(HaproxyRandomConfig { draws: 100 }.try_new().is_ok());
+        for draws in [101, i32::MAX as u32, u32::MAX] {
+            let e = HaproxyRandomConfig { draws }.try_new().unwrap_err();
+            assert_eq!(e.field, "haproxy_random.draws");
+            assert_eq!(
+                e.problem,
+                format!("{draws} is out of range; expected 1 to 100")
+            );
+        }
         let c: HaproxyRandomConfig = serde_json::from_str(r#"{"draws": 3}"#).unwrap();
         assert_eq!(c.draws, 3);
         assert!(serde_json::from_str::<HaproxyRandomConfig>(r#"{"n": 3}"#).is_err());

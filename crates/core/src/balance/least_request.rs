@@ -47,7 +47,7 @@
 
 use super::{Algorithm, Edf, Hosts, PerSubset, Subset};
 use crate::endpoint::PickRequest;
-use crate::error::ConfigError;
+use crate::error::{check_range, ConfigError};
 use crate::rng::{below, Rng};
 use crate::time::Time;
 
@@ -66,7 +66,8 @@ pub enum SelectionMethod {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LeastRequestConfig {
-    /// Hosts drawn per pick in `n_choices` mode (Envoy default 2, at least 2).
+    /// Hosts drawn per pick in `n_choices` mode (Envoy default 2; 2 to
+    /// [`MAX_CHOICE_COUNT`]).
     pub choice_count: u32,
     /// Exponent of `(active + 1)` dividing the weight on the weighted path
     /// (Envoy default 1.0; at least 0, finite).
@@ -85,15 +86,23 @@ impl Default for LeastRequestConfig {
     }
 }
 
+/// The largest `choice_count` accepted. Envoy sets no upper bound; gRPC's
+/// `least_request_experimental` lowers anything above 10 to 10 (gRFC A48,
+/// "Maximum limit for choice_count": config may be untrusted, and P2C is
+/// already nearly as good as a full scan). Every choice is one random draw
+/// per pick, so we refuse values above 100 rather than let a typo cost
+/// millions of draws per request; `full_scan` covers the "look at all" case.
+pub const MAX_CHOICE_COUNT: u32 = 100;
+
 impl LeastRequestConfig {
     /// Checks every field and builds the algorithm.
     pub fn try_new(&self) -> Result<LeastRequest, ConfigError> {
-        if self.choice_count < 2 {
-            return Err(ConfigError::new(
-                "least_request.choice_count",
-                format!("{} is too small; expected at least 2", self.choice_count),
-            ));
-        }
+        check_range(
+            "least_request.choice_count",
+            self.choice_count,
+            2,
+            MAX_CHOICE_COUNT,
+        )?;
         let bias = self.active_request_bias;
         if !(bias >= 0.0 && bias.is_finite()) {
             return Err(ConfigError::new(
@@ -254,7 +263,18 @@ mod tests {
         };
         let e = one.try_new().unwrap_err();
         assert_eq!(e.field, "least_request.choice_count");
-        assert!(e.problem.contains("1") && e.problem.contains("at least 2"));
+        assert_eq!(e.problem, "1 is out of range; expected 2 to 100");
+        // Capped at 100 (gRPC caps at 10, Envoy not at all).
+        let many = |choice_count| LeastRequestConfig {
+            choice_count,
+            ..LeastRequestConfig::default()
+        };
+        assert!(many(100).try_new().is_ok());
+        for n in [101, u32::MAX] {
+            let e = many(n).try_new().unwrap_err();
+            assert_eq!(e.field, "least_request.choice_count");
+            assert_eq!(e.problem, format!("{n} is out of range; expected 2 to 100"));
+        }
         for bias in [-0.5, f64::NAN, f64::INFINITY] {
             let c = LeastRequestConfig {
                 active_request_bias: bias,

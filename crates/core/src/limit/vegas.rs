@@ -21,9 +21,12 @@
 //! 4. Clamp to `[1, max_limit]`, then smooth:
 //!    `L = (1 − smoothing)·L + smoothing·new`.
 //!
-//! `lg(L)` is the library's `Log10RootFunction` applied to `floor(L)`: a
-//! lookup of `max(1, floor(log10 L))` for `L < 1000`, and — a quirk of that
-//! class, kept here — `floor(sqrt(L))` from 1000 up.
+//! `lg(L)` is the library's `Log10RootIntFunction` applied to `floor(L)`:
+//! `max(1, floor(log10 L))` for every `L` (a lookup table below 1000,
+//! `(int) Math.log10(L)` above), so 1 up to 99, 2 up to 999, 3 up to 9999,
+//! 4 at 10 000. The older `Log10RootFunction`, which `VegasLimit` used
+//! before, switched to `floor(sqrt(L))` from 1000 up (31 at 1000); current
+//! `VegasLimit.java` no longer does.
 //!
 //! The limit is kept as a real number; [`Vegas::limit`] is its floor.
 //! Defaults: initial 20, max 1000, smoothing 1.0, probe multiplier 30. The
@@ -90,13 +93,11 @@ impl VegasConfig {
     }
 }
 
-/// The library's `Log10RootFunction` on an integer limit.
+/// The library's `Log10RootIntFunction` on an integer limit:
+/// `max(1, floor(log10 limit))`, computed exactly in integers (Java's
+/// `Math.log10` is exact at powers of ten, so the floors agree).
 fn lg(limit: u32) -> u32 {
-    match limit {
-        0..=99 => 1,
-        100..=999 => 2,
-        _ => f64::from(limit).sqrt() as u32,
-    }
+    limit.checked_ilog10().unwrap_or(0).max(1)
 }
 
 /// Netflix Vegas limit; see the module docs.
@@ -213,11 +214,36 @@ mod tests {
     }
 
     #[test]
-    fn lg_is_the_librarys_lookup() {
+    fn lg_is_the_librarys_log10() {
+        // Netflix/concurrency-limits `Log10RootIntFunction` (used by current
+        // `VegasLimit.java`): `max(1, (int) log10(L))`, a table below 1000 and
+        // `Math.log10` above; `Log10RootIntFunctionTest` expects 1 at 0, 2 at
+        // 100 and 4 at 10 000.
         assert_eq!(
-            [0, 1, 9, 10, 99, 100, 999, 1000, 10_000].map(lg),
-            [1, 1, 1, 1, 1, 2, 2, 31, 100]
+            [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10_000, 99_999, 100_000].map(lg),
+            [1, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5]
         );
+        assert_eq!(lg(u32::MAX), 9);
+    }
+
+    #[test]
+    fn large_limits_grow_by_log10_steps() {
+        // L = 1000, no queueing: lg = 3, so L + β = 1000 + 6·3 = 1018 (the
+        // old square-root rule gave 1000 + 6·31 = 1186). Then a drop:
+        // 1018 − lg 3 = 1015.
+        let mut v = VegasConfig {
+            initial_limit: 1000,
+            max_limit: 100_000,
+            ..Default::default()
+        }
+        .try_new()
+        .unwrap();
+        let mut rng = Const(0);
+        v.on_sample(Time::ZERO, ms(10.0), 600, false, &mut rng); // noload
+        v.on_sample(Time::ZERO, ms(10.0), 600, false, &mut rng);
+        assert_eq!(v.limit(), 1018);
+        v.on_sample(Time::ZERO, ms(10.0), 600, true, &mut rng);
+        assert_eq!(v.limit(), 1015);
     }
 
     #[test]

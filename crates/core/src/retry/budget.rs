@@ -27,6 +27,10 @@
 //!   `min_retries_per_sec × ttl × withdraw` sits under the window. Deposits
 //!   and withdrawals both expire with their slot, so a withdrawal holds its
 //!   place for a full ttl. Defaults ttl 10 s (1 s to 60 s), 10 retries/s, 0.2.
+//!   Finagle accepts any `percent_can_retry` in `[0, 1000]`, but below about
+//!   5e-7 its `Int` withdrawal saturates and its reserve overflows; we accept
+//!   0 or `0.001` ([`MIN_PERCENT_CAN_RETRY`]: one retry per thousand
+//!   requests) to 1000, where every amount is exact.
 //! - [`GrpcThrottle`] — gRPC retry throttling (gRFC A6; grpc-go
 //!   `clientconn.go` `retryThrottler`). A token count that starts at
 //!   `max_tokens`; each failed attempt costs 1 (floored at 0), each success
@@ -191,6 +195,13 @@ const SLOTS: usize = 10;
 /// above 1 needs no fractions.
 const SCALE: i64 = 1000;
 
+/// The smallest non-zero `percent_can_retry`: one retry per 1000 requests.
+/// A retry then costs at most `1000 / 0.001 = 10^6` tokens, and the largest
+/// reserve, `u32::MAX` retries/s × 60 s × 10^6, still fits an `i64`
+/// (≈ 2.6 × 10^17 < 9.2 × 10^18). Smaller shares would make the withdrawal
+/// (and with it the reserve) overflow, as it silently does in Finagle.
+pub const MIN_PERCENT_CAN_RETRY: f64 = 0.001;
+
 /// Configuration of the Finagle / tower token budget.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -199,7 +210,8 @@ pub struct TpsBudgetConfig {
     pub ttl: Nanos,
     /// Retries per second allowed on top of the percentage (default 10).
     pub min_retries_per_sec: u32,
-    /// Retries allowed per request (default 0.2; 0 to 1000).
+    /// Retries allowed per request (default 0.2; 0, or
+    /// [`MIN_PERCENT_CAN_RETRY`] to 1000).
     pub percent_can_retry: f64,
 }
 
@@ -222,24 +234,39 @@ impl TpsBudgetConfig {
                 format!("{} is out of range; expected 1s to 60s", self.ttl),
             ));
         }
-        check_range(
-            "retry_budget.percent_can_retry",
-            self.percent_can_retry,
-            0.0,
-            1000.0,
-        )?;
+        let pct = self.percent_can_retry;
+        if !(pct == 0.0 || (MIN_PERCENT_CAN_RETRY..=1000.0).contains(&pct)) {
+            return Err(ConfigError::new(
+                "retry_budget.percent_can_retry",
+                format!("{pct} is out of range; expected 0, or {MIN_PERCENT_CAN_RETRY} to 1000"),
+            ));
+        }
         // Finagle: no percentage means deposits earn nothing and a retry
-        // costs 1 token of the reserve.
-        let (deposit, withdraw) = if self.percent_can_retry == 0.0 {
+        // costs 1 token of the reserve. Otherwise 1 ≤ 1000/pct ≤ 10^6, so
+        // the truncation to an integer is exact and cannot saturate.
+        let (deposit, withdraw) = if pct == 0.0 {
             (0, 1)
         } else {
-            (SCALE, (SCALE as f64 / self.percent_can_retry) as i64)
+            (SCALE, (SCALE as f64 / pct) as i64)
         };
         // Finagle multiplies by whole seconds of ttl; we use the exact ttl,
-        // which agrees whenever the ttl is a whole number of seconds.
-        let reserve = (i128::from(self.min_retries_per_sec) * i128::from(self.ttl.0)
-            / 1_000_000_000
-            * i128::from(withdraw)) as i64;
+        // which agrees whenever the ttl is a whole number of seconds. With the
+        // bounds above this is at most ≈ 2.6 × 10^17; the checked conversion
+        // keeps it an error, not a wrapped value, should the bounds change.
+        let reserve = i128::from(self.min_retries_per_sec) * i128::from(self.ttl.0) / 1_000_000_000
+            * i128::from(withdraw);
+        let reserve = i64::try_from(reserve).map_err(|_| {
+            ConfigError::new(
+                "retry_budget.min_retries_per_sec",
+                format!(
+                    "{} with ttl {} and percent_can_retry {pct} needs a reserve of \
+                     {reserve} tokens; expected at most {}",
+                    self.min_retries_per_sec,
+                    self.ttl,
+                    i64::MAX
+                ),
+            )
+        })?;
         Ok(TpsBudget {
             window: Nanos(self.ttl.0 / SLOTS as u64),
             deposit,
@@ -545,7 +572,104 @@ mod tests {
         assert_eq!(e.field, "retry_budget.budget_percent");
     }
 
+    #[test]
+    fn tps_tiny_percent_is_refused_not_wrapped() {
+        // 1000 / 1e-14 = 10^17 tokens per retry; × 10/s × 10 s = 10^19 does
+        // not fit an i64 (it used to wrap to a negative reserve), and 1e-300
+        // saturated the withdrawal itself. Both are now configuration errors.
+        for pct in [
+            1e-14,
+            1e-300,
+            0.000_999,
+            f64::MIN_POSITIVE,
+            -0.1,
+            1000.5,
+            f64::NAN,
+        ] {
+            let e = TpsBudgetConfig {
+                percent_can_retry: pct,
+                ..Default::default()
+            }
+            .try_new()
+            .unwrap_err();
+            assert_eq!(e.field, "retry_budget.percent_can_retry", "{pct}");
+            assert_eq!(
+                e.problem,
+                format!("{pct} is out of range; expected 0, or 0.001 to 1000")
+            );
+        }
+        // 0 stays Finagle's "reserve only": retries cost 1 token each.
+        let b = TpsBudgetConfig {
+            percent_can_retry: 0.0,
+            ..Default::default()
+        }
+        .try_new()
+        .unwrap();
+        assert_eq!(
+            (b.deposit_amount(), b.withdraw_cost(), b.reserve()),
+            (0, 1, 100)
+        );
+        assert_eq!(b.balance(Time::ZERO), 100);
+    }
+
+    #[test]
+    fn tps_extremes_at_the_bounds_fit_exactly() {
+        // 0.001: one retry per 1000 requests, ⌊1000 / 0.001⌋ = 10^6 tokens per
+        // retry (f64 division: 1000 / 0.001 rounds to exactly 10^6).
+        let mut b = TpsBudgetConfig {
+            ttl: Nanos::from_secs(60),
+            min_retries_per_sec: u32::MAX,
+            percent_can_retry: MIN_PERCENT_CAN_RETRY,
+        }
+        .try_new()
+        .unwrap();
+        assert_eq!(b.withdraw_cost(), 1_000_000);
+        // The largest reserve: u32::MAX × 60 × 10^6, positive and exact.
+        let want = i64::from(u32::MAX) * 60 * 1_000_000;
+        assert_eq!(b.reserve(), want);
+        assert_eq!(b.balance(Time::ZERO), i64::from(u32::MAX) * 60);
+        assert!(b.try_withdraw(Time::ZERO));
+        assert_eq!(b.tokens(Time::ZERO), want - 1_000_000);
+        // 1000 retries per request: each retry costs 1 token.
+        let mut b = TpsBudgetConfig {
+            min_retries_per_sec: 0,
+            percent_can_retry: 1000.0,
+            ..Default::default()
+        }
+        .try_new()
+        .unwrap();
+        assert_eq!((b.deposit_amount(), b.withdraw_cost()), (1000, 1));
+        b.deposit(Time::ZERO);
+        assert_eq!(b.balance(Time::ZERO), 1000);
+    }
+
     proptest::proptest! {
+        /// Every accepted configuration gives a positive cost and a
+        /// non-negative reserve; every refused one names the field.
+        #[test]
+        fn tps_config_never_wraps(
+            pct in proptest::prelude::any::<f64>(),
+            small in 0.0f64..0.01,
+            per_sec: u32,
+            ttl_s in 1u64..=60,
+        ) {
+            for pct in [pct, small] {
+                let cfg = TpsBudgetConfig { ttl: Nanos::from_secs(ttl_s), min_retries_per_sec: per_sec, percent_can_retry: pct };
+                match cfg.try_new() {
+                    Ok(b) => {
+                        proptest::prop_assert!(pct == 0.0 || (0.001..=1000.0).contains(&pct), "{}", pct);
+                        proptest::prop_assert!((1..=1_000_000).contains(&b.withdraw_cost()));
+                        let want = i128::from(per_sec) * i128::from(ttl_s) * i128::from(b.withdraw_cost());
+                        proptest::prop_assert_eq!(i128::from(b.reserve()), want);
+                    }
+                    Err(e) => {
+                        proptest::prop_assert!(!(pct == 0.0 || (0.001..=1000.0).contains(&pct)), "{}", pct);
+                        proptest::prop_assert_eq!(e.field, "retry_budget.percent_can_retry");
+                    }
+                }
+            }
+        }
+
         /// Random deposits and withdrawals at rising times.
         ///
         /// 1. A granted withdrawal never leaves the window's tokens negative.

@@ -108,15 +108,22 @@ pub fn encode_grpc_timeout(t: Nanos) -> String {
 }
 
 /// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit
-/// (`H M S m u n`). `None` if malformed.
+/// (`H M S m u n`). `None` if malformed, including any non-ASCII input.
+/// Hour values beyond [`Nanos::MAX`] saturate at it.
 pub fn parse_grpc_timeout(s: &str) -> Option<Nanos> {
-    let (digits, unit) = s.split_at(s.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    // Work on bytes: the last *byte* must be an ASCII unit, so a value that
+    // ends in a multi-byte character ("5é") is refused instead of being split
+    // inside that character.
+    let (&unit, digits) = s.as_bytes().split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let unit = unit.chars().next()?;
-    let (_, scale) = GRPC_UNITS.iter().find(|(u, _)| *u == unit)?;
-    Some(Nanos(digits.parse::<u64>().ok()?.saturating_mul(*scale)))
+    let (_, scale) = GRPC_UNITS.iter().find(|(u, _)| *u == char::from(unit))?;
+    // At most 8 digits: the value fits in a u64 with room to spare.
+    let value = digits
+        .iter()
+        .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+    Some(Nanos(value.saturating_mul(*scale)))
 }
 
 /// The route timeout an Envoy applies to an incoming request
@@ -235,6 +242,78 @@ mod tests {
         assert_eq!(parse_grpc_timeout("1H"), Some(Nanos::from_secs(3600)));
         for bad in ["", "m", "123456789m", "12x", "-5m", "+5m", "1.5S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn grpc_timeout_refuses_non_ascii_without_panicking() {
+        // The header is ASCII digits and an ASCII unit (PROTOCOL-HTTP2.md):
+        // a multi-byte character anywhere makes the value malformed, even
+        // when it is the last character ("5é": 3 bytes, the last one inside é).
+        for bad in [
+            "é",
+            "5é",
+            "12€",
+            "1😀",
+            "€m",
+            "5\u{b5}",
+            "\u{ff15}m",
+            "1\u{0660}m",
+        ] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+        // Non-ASCII that happens to end with a valid ASCII unit is refused too.
+        assert_eq!(parse_grpc_timeout("9\u{301}S"), None);
+    }
+
+    /// Nanoseconds per unit, from PROTOCOL-HTTP2.md (written out here rather
+    /// than read from `GRPC_UNITS`, so a wrong table would be caught).
+    fn spec_scale(unit: char) -> Option<u64> {
+        Some(match unit {
+            'n' => 1,
+            'u' => 1_000,
+            'm' => 1_000_000,
+            'S' => 1_000_000_000,
+            'M' => 60 * 1_000_000_000,
+            'H' => 3600 * 1_000_000_000,
+            _ => return None,
+        })
+    }
+
+    proptest::proptest! {
+        /// Any string, arbitrary Unicode or a mix of digits, units and
+        /// multi-byte characters: no panic, and `Some` only for 1–8 ASCII
+        /// digits and a unit, with the value they denote (saturating).
+        #[test]
+        fn grpc_timeout_parse_never_panics(
+            any in proptest::prelude::any::<String>(),
+            mixed in "[0-9nuMSmHx+é€😀\u{301}]{0,10}",
+        ) {
+            for s in [any, mixed] {
+                if let Some(t) = parse_grpc_timeout(&s) {
+                    let unit = s.chars().last().and_then(spec_scale);
+                    let digits = &s[..s.len() - 1];
+                    proptest::prop_assert!(unit.is_some(), "{:?}", s);
+                    proptest::prop_assert!((1..=8).contains(&digits.len()), "{:?}", s);
+                    proptest::prop_assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{:?}", s);
+                    let want = digits.parse::<u64>().unwrap().saturating_mul(unit.unwrap());
+                    proptest::prop_assert_eq!(t, Nanos(want), "{:?}", s);
+                }
+            }
+        }
+
+        /// A well-formed value parses; with a non-ASCII character after the
+        /// unit or in its place it does not.
+        #[test]
+        fn grpc_timeout_parses_digits_and_unit(
+            v in 0u64..=99_999_999,
+            unit in proptest::sample::select(vec!['n', 'u', 'm', 'S', 'M', 'H']),
+            junk in "[^\\x00-\\x7f]",
+        ) {
+            let want = v.saturating_mul(spec_scale(unit).unwrap());
+            proptest::prop_assert_eq!(parse_grpc_timeout(&format!("{v}{unit}")), Some(Nanos(want)));
+            proptest::prop_assert_eq!(parse_grpc_timeout(&format!("{v}{unit}{junk}")), None);
+            proptest::prop_assert_eq!(parse_grpc_timeout(&format!("{v}{junk}")), None);
         }
     }
 

@@ -170,8 +170,8 @@ pub struct Hedger {
 }
 
 impl Hedger {
-    /// Latencies in the estimator.
-    pub fn samples(&self) -> u32 {
+    /// Latencies in the estimator (up to twice the window).
+    pub fn samples(&self) -> u64 {
         self.recent.samples()
     }
 
@@ -187,7 +187,7 @@ impl Hedger {
         else {
             return None;
         };
-        if self.samples() < min_samples {
+        if self.samples() < u64::from(min_samples) {
             return None;
         }
         self.recent.percentile(percentile)

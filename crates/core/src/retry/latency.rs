@@ -8,7 +8,9 @@
 //! previous one and a fresh one starts. Percentiles are read by nearest rank
 //! over both generations (`window` to `2 × window` recent samples) and
 //! reported as the bucket's upper edge, so estimates err high. Integer counts
-//! only: the same inputs give the same answer on every machine.
+//! only: the same inputs give the same answer on every machine. A generation
+//! counts in `u32` (at most `window` samples); sums over both generations are
+//! `u64`, so any `window` up to `u32::MAX` is safe.
 //!
 //! Calling order: [`RecentLatencies::record`] per completion;
 //! [`RecentLatencies::percentile`] reads without mutating.
@@ -61,9 +63,10 @@ impl RecentLatencies {
         }
     }
 
-    /// Samples in the estimate.
-    pub fn samples(&self) -> u32 {
-        self.current_total + self.previous_total
+    /// Samples in the estimate (up to `2 × window`, which may exceed
+    /// `u32::MAX`).
+    pub fn samples(&self) -> u64 {
+        u64::from(self.current_total) + u64::from(self.previous_total)
     }
 
     /// The `p`-th percentile (`0 < p < 100`) by nearest rank, as its
@@ -73,10 +76,11 @@ impl RecentLatencies {
         if n == 0 {
             return None;
         }
-        let rank = ((p / 100.0 * f64::from(n)).ceil() as u32).clamp(1, n);
-        let mut seen = 0;
+        // n ≤ 2^33, exact in an f64.
+        let rank = ((p / 100.0 * n as f64).ceil() as u64).clamp(1, n);
+        let mut seen = 0u64;
         for b in 0..BUCKETS {
-            seen += self.current[b] + self.previous[b];
+            seen += u64::from(self.current[b]) + u64::from(self.previous[b]);
             if seen >= rank {
                 return Some(Nanos(bucket_top(b)));
             }
@@ -134,6 +138,32 @@ mod tests {
         // The median, rank 50 → 50 ms: octave 25, ⌊50e6 / 2^22⌋ = 11 → sub 3,
         // [11·2^22, 12·2^22) holds 47..=50 ms over 46 below; edge 12·2^22 − 1.
         assert_eq!(r.percentile(50.0), Some(Nanos(50_331_647)));
+    }
+
+    #[test]
+    fn full_generations_of_the_largest_window_do_not_overflow() {
+        // Two full generations of u32::MAX samples: 2^33 − 2 in all, more than
+        // a u32 holds. Filling them by `record` would take hours, so the
+        // counts are set directly: the previous generation holds u32::MAX at
+        // 1 ms, the current one u32::MAX at 100 ms.
+        let mut r = RecentLatencies::new(u32::MAX);
+        let (fast, slow) = (bucket_of(ms(1).0), bucket_of(ms(100).0));
+        r.previous[fast] = u32::MAX;
+        r.previous_total = u32::MAX;
+        r.current[slow] = u32::MAX;
+        r.current_total = u32::MAX;
+        assert_eq!(r.samples(), 2 * u64::from(u32::MAX));
+        // Half the samples are fast: the median (rank exactly u32::MAX) is in
+        // the fast bucket, the next rank and the p99 in the slow one.
+        assert_eq!(r.percentile(50.0), Some(Nanos(bucket_top(fast))));
+        assert_eq!(r.percentile(50.000_001), Some(Nanos(bucket_top(slow))));
+        assert_eq!(r.percentile(99.0), Some(Nanos(bucket_top(slow))));
+        // The current generation is full: the next sample rotates it out.
+        r.record(ms(1));
+        assert_eq!(r.samples(), u64::from(u32::MAX) + 1);
+        // One fast sample among 2^32: only rank 1 is fast (p ≤ 100 / 2^32).
+        assert_eq!(r.percentile(1e-8), Some(Nanos(bucket_top(fast))));
+        assert_eq!(r.percentile(1e-7), Some(Nanos(bucket_top(slow))));
     }
 
     #[test]

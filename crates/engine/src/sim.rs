@@ -1,0 +1,836 @@
+//! The event loop and the mesh's dynamics.
+//!
+//! A request is a tree of calls. A *call* lives at the caller's sidecar:
+//! it owns the retry state and sends *attempts*, each to an instance the
+//! sidecar's balancer picks. An attempt that reaches a live instance becomes
+//! *work*: it waits for a worker, holds it through its own service time and
+//! its downstream calls (step by step, parallel groups at once), and answers.
+//! A failed downstream call fails the caller (isotope's semantics); the
+//! caller's sidecar decides on retries. Timeouts, retries, breaker and budget
+//! rejections and outlier ejections all happen at the caller's sidecar, with
+//! the core's algorithms.
+
+use std::collections::VecDeque;
+
+use meshsim_core::breaker::thresholds::Resource;
+use meshsim_core::outlier::Decision;
+use meshsim_core::retry::policy::{GiveUpReason, RetryDecision, RetryState};
+use meshsim_core::rng::chance;
+use meshsim_core::{Completion, EndpointId, Nanos, Outcome, PickRequest, Time};
+use meshsim_results::Latency;
+use meshsim_scenario::{Arrivals, FaultKind, Scenario, WorkloadKind};
+use rand_distr::{Distribution, Exp};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::queue::EventQueue;
+use crate::slab::{Ref, Slab};
+use crate::streams::stream;
+use crate::world::World;
+use crate::{Accounting, EngineError};
+
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A root request: open loop (`user == OPEN`) or closed-loop `user`.
+    Arrival { user: u32 },
+    /// An attempt reaches its instance.
+    Arrive { att: Ref },
+    /// A work item's own service time is over.
+    WorkDone { work: Ref },
+    /// An attempt's answer reaches the caller's sidecar.
+    Response { att: Ref, outcome: Outcome },
+    /// An attempt's per-try timeout.
+    AttemptTimeout { att: Ref },
+    /// A call's route timeout.
+    CallTimeout { call: Ref },
+    /// A call's back-off is over: send the next attempt.
+    Retry { call: Ref },
+    /// A sidecar's outlier-detection interval.
+    OutlierTick { sidecar: u32 },
+    /// Fault `i` starts (`on`) or ends.
+    Fault { i: u32, on: bool },
+}
+
+pub(crate) const OPEN: u32 = u32::MAX;
+
+#[derive(Debug)]
+enum Parent {
+    Root { user: u32 },
+    Work(Ref),
+}
+
+#[derive(Debug)]
+struct Call {
+    parent: Parent,
+    sidecar: u32,
+    retry: RetryState,
+    start: Time,
+    outstanding: u32,
+    done: bool,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    call: Ref,
+    endpoint: u32,
+    inst: u32,
+    sent: Time,
+    retry: bool,
+}
+
+#[derive(Debug)]
+struct Work {
+    inst: u32,
+    att: Ref,
+    /// The caller's zone and sidecar latency, for the way back.
+    back_zone: u16,
+    back_latency: Nanos,
+    step: usize,
+    pending: u32,
+    failed: bool,
+    started: Option<Time>,
+}
+
+/// Per-instance state that changes during the run.
+#[derive(Debug, Default)]
+pub(crate) struct InstState {
+    pub up: bool,
+    busy: u32,
+    queue: VecDeque<Ref>,
+    slowdown: f64,
+    error_rate: Option<f64>,
+    added_latency: Nanos,
+    /// Work items on this instance (running or queued).
+    works: Vec<Ref>,
+    pub requests: u64,
+    pub errors: u64,
+    pub busy_ns: u128,
+    pub ejections: u64,
+}
+
+/// Per-service measurements: calls to the service as its callers see them.
+#[derive(Debug, Default)]
+pub(crate) struct SvcStats {
+    pub calls: Latency,
+}
+
+pub(crate) struct Sim<'a> {
+    pub sc: &'a Scenario,
+    pub w: World,
+    q: EventQueue<Event>,
+    pub now: Time,
+    pub end: Time,
+    pub warmup: Time,
+    calls: Slab<Call>,
+    atts: Slab<Attempt>,
+    works: Slab<Work>,
+    pub inst: Vec<InstState>,
+    next_client: u32,
+    arrival_rng: Xoshiro256PlusPlus,
+    interarrival: Option<Exp<f64>>,
+    think: Option<crate::sample::Sampler>,
+    think_rng: Xoshiro256PlusPlus,
+    inst_rng: Vec<Xoshiro256PlusPlus>,
+    net_rng: Xoshiro256PlusPlus,
+    pub e2e: Latency,
+    pub windows: Vec<Latency>,
+    pub svc_stats: Vec<SvcStats>,
+    pub acct: Accounting,
+    pub events: u64,
+}
+
+impl<'a> Sim<'a> {
+    pub fn new(sc: &'a Scenario) -> Result<Sim<'a>, EngineError> {
+        let seed = sc.run.seed;
+        let w = World::build(sc)?;
+        let inst = w
+            .instances
+            .iter()
+            .map(|i| InstState {
+                up: true,
+                slowdown: i.base_slowdown,
+                ..InstState::default()
+            })
+            .collect();
+        let windows = sc
+            .run
+            .duration
+            .as_nanos()
+            .div_ceil(sc.run.window.as_nanos()) as usize;
+        let mut sim = Sim {
+            sc,
+            q: EventQueue::new(),
+            now: Time::ZERO,
+            end: Time(sc.run.duration.as_nanos()),
+            warmup: Time(sc.run.warmup.as_nanos()),
+            calls: Slab::default(),
+            atts: Slab::default(),
+            works: Slab::default(),
+            inst,
+            next_client: 0,
+            arrival_rng: stream(seed, "arrivals", 0),
+            interarrival: match (sc.workload.kind, sc.workload.rate) {
+                (WorkloadKind::Open, Some(rate)) => {
+                    Some(Exp::new(rate / 1e9).map_err(|e| EngineError::Dist(e.to_string()))?)
+                }
+                _ => None,
+            },
+            think: sc
+                .workload
+                .think_time
+                .as_ref()
+                .map(crate::sample::Sampler::new)
+                .transpose()
+                .map_err(EngineError::Dist)?,
+            think_rng: stream(seed, "think", 0),
+            inst_rng: (0..w.instances.len())
+                .map(|i| stream(seed, "instance", i as u64))
+                .collect(),
+            net_rng: stream(seed, "network", 0),
+            e2e: Latency::new(),
+            windows: (0..windows).map(|_| Latency::new()).collect(),
+            svc_stats: w.services.iter().map(|_| SvcStats::default()).collect(),
+            acct: Accounting::default(),
+            events: 0,
+            w,
+        };
+        match sc.workload.kind {
+            WorkloadKind::Open => sim.schedule_arrival(),
+            // Each user starts after one think time, so users do not march in step.
+            WorkloadKind::Closed => {
+                for user in 0..sc.workload.users.unwrap_or(0) {
+                    sim.schedule_user(user);
+                }
+            }
+        }
+        for (i, f) in sc.faults.iter().enumerate() {
+            sim.q.push(
+                Time(f.at.as_nanos()),
+                Event::Fault {
+                    i: i as u32,
+                    on: true,
+                },
+            );
+            if let Some(d) = f.duration {
+                sim.q.push(
+                    Time(f.at.as_nanos()) + d,
+                    Event::Fault {
+                        i: i as u32,
+                        on: false,
+                    },
+                );
+            }
+        }
+        for s in 0..sim.w.sidecars.len() {
+            if let Some(o) = &sim.w.sidecars[s].outlier {
+                sim.q
+                    .push(o.next_deadline(), Event::OutlierTick { sidecar: s as u32 });
+            }
+        }
+        Ok(sim)
+    }
+
+    pub fn run(&mut self) {
+        while let Some((t, ev)) = self.q.pop() {
+            if t > self.end {
+                break;
+            }
+            self.now = t;
+            self.events += 1;
+            match ev {
+                Event::Arrival { user } => self.on_arrival(user),
+                Event::Arrive { att } => self.on_arrive(att),
+                Event::WorkDone { work } => self.advance(work),
+                Event::Response { att, outcome } => self.on_response(att, outcome),
+                Event::AttemptTimeout { att } => self.on_attempt_timeout(att),
+                Event::CallTimeout { call } => self.on_call_timeout(call),
+                Event::Retry { call } => self.send_attempt(call, true),
+                Event::OutlierTick { sidecar } => self.on_outlier_tick(sidecar),
+                Event::Fault { i, on } => self.on_fault(i as usize, on),
+            }
+        }
+        // Root calls still open at the end.
+        self.acct.in_flight = self
+            .calls
+            .refs()
+            .into_iter()
+            .filter(|&c| {
+                self.calls
+                    .get(c)
+                    .is_some_and(|c| !c.done && matches!(c.parent, Parent::Root { .. }))
+            })
+            .count() as u64;
+    }
+
+    // === arrivals ===
+
+    fn schedule_arrival(&mut self) {
+        let Some(exp) = &self.interarrival else {
+            return;
+        };
+        let gap = match self.sc.workload.arrivals {
+            Arrivals::Poisson => exp.sample(&mut self.arrival_rng),
+            Arrivals::Constant => 1e9 / self.sc.workload.rate.unwrap_or(1.0),
+        };
+        let at = self.now + Nanos(gap.round().max(1.0) as u64);
+        if at <= self.end {
+            self.q.push(at, Event::Arrival { user: OPEN });
+        }
+    }
+
+    fn schedule_user(&mut self, user: u32) {
+        let think = match &self.think {
+            Some(t) => t.sample(&mut self.think_rng, 1.0),
+            None => 0,
+        };
+        let at = self.now + Nanos(think);
+        if at <= self.end {
+            self.q.push(at, Event::Arrival { user });
+        }
+    }
+
+    fn on_arrival(&mut self, user: u32) {
+        let n = self.w.clients.len() as u32;
+        let client = if user == OPEN {
+            self.schedule_arrival();
+            let c = self.next_client;
+            self.next_client = (self.next_client + 1) % n;
+            c
+        } else {
+            user % n
+        };
+        self.acct.generated += 1;
+        let sidecar = self.w.clients[client as usize];
+        self.start_call(Parent::Root { user }, sidecar);
+    }
+
+    // === calls and attempts (caller side) ===
+
+    fn start_call(&mut self, parent: Parent, sidecar: u32) {
+        let now = self.now;
+        let s = &mut self.w.sidecars[sidecar as usize];
+        let retry = s.retry.start(now);
+        s.budget.on_request(now);
+        s.active += 1;
+        let deadline = retry.next_deadline();
+        let call = self.calls.insert(Call {
+            parent,
+            sidecar,
+            retry,
+            start: now,
+            outstanding: 0,
+            done: false,
+        });
+        if let Some(d) = deadline {
+            self.q.push(d, Event::CallTimeout { call });
+        }
+        self.send_attempt(call, false);
+    }
+
+    fn send_attempt(&mut self, call: Ref, retry: bool) {
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if c.done {
+            return;
+        }
+        let s = &mut self.w.sidecars[c.sidecar as usize];
+        // Envoy circuit breakers: a rejected attempt fails fast (503, UO).
+        if s.breaker.try_acquire(Resource::Request).is_err() {
+            return self.finish_call(call, Outcome::LocalReject);
+        }
+        if retry && s.breaker.try_acquire_retry().is_err() {
+            s.breaker.release(Resource::Request);
+            return self.finish_call(call, Outcome::LocalReject);
+        }
+        let mut picked = None;
+        for _ in 0..s.retry.host_selection_picks() {
+            picked = s.lb.pick(&PickRequest::default(), now, &mut s.rng);
+            match picked {
+                Some(id) if c.retry.should_reject_host(id) => continue,
+                _ => break,
+            }
+        }
+        let Some(id) = picked else {
+            s.breaker.release(Resource::Request);
+            if retry {
+                s.breaker.release(Resource::Retry);
+            }
+            return self.finish_call(call, Outcome::LocalReject);
+        };
+        s.lb.on_start(id, now);
+        c.retry.on_attempt_start(now, id);
+        c.outstanding += 1;
+        if retry {
+            s.active_retries += 1;
+        }
+        let per_try = s.retry.per_try_timeout();
+        let attempt_deadline = c.retry.attempt_deadline(now);
+        let (zone, latency, callee) = (s.zone, s.latency, s.callee);
+        let inst = self.w.services[callee as usize].first + id.0;
+        let att = self.atts.insert(Attempt {
+            call,
+            endpoint: id.0,
+            inst,
+            sent: now,
+            retry,
+        });
+        if per_try.is_some() && attempt_deadline != Time::MAX {
+            self.q.push(attempt_deadline, Event::AttemptTimeout { att });
+        }
+        let to_zone = self.w.instances[inst as usize].zone;
+        let one_way = self.one_way(zone, to_zone, latency);
+        if self.sc.network.loss > 0.0 && chance(&mut self.net_rng, self.sc.network.loss) {
+            let back = self.one_way(to_zone, zone, latency);
+            self.q.push(
+                now + one_way + back,
+                Event::Response {
+                    att,
+                    outcome: Outcome::ConnectFailure,
+                },
+            );
+        } else {
+            self.q.push(now + one_way, Event::Arrive { att });
+        }
+    }
+
+    /// One-way delay: out of one sidecar, across the network, into the other.
+    fn one_way(&mut self, from: u16, to: u16, sidecar: Nanos) -> Nanos {
+        let net = if from == to {
+            self.w.net_local.as_ref()
+        } else {
+            self.w.net_cross.as_ref().or(self.w.net_local.as_ref())
+        };
+        let n = net.map_or(0, |d| d.sample(&mut self.net_rng, 1.0));
+        sidecar + sidecar + Nanos(n)
+    }
+
+    fn on_response(&mut self, att: Ref, outcome: Outcome) {
+        if let Some(a) = self.atts.remove(att) {
+            self.complete_attempt(a, outcome);
+        }
+    }
+
+    fn on_attempt_timeout(&mut self, att: Ref) {
+        // The attempt is abandoned; the server may still answer, into the void.
+        if let Some(a) = self.atts.remove(att) {
+            self.complete_attempt(a, Outcome::Timeout);
+        }
+    }
+
+    fn complete_attempt(&mut self, a: Attempt, outcome: Outcome) {
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(a.call) else {
+            return;
+        };
+        c.outstanding -= 1;
+        let s = &mut self.w.sidecars[c.sidecar as usize];
+        let id = EndpointId(a.endpoint);
+        let done = Completion {
+            latency: now - a.sent,
+            outcome,
+        };
+        s.lb.on_complete(id, &done, now);
+        s.breaker.release(Resource::Request);
+        if a.retry {
+            s.breaker.release(Resource::Retry);
+            s.active_retries = s.active_retries.saturating_sub(1);
+        }
+        s.budget.on_result(now, outcome.is_success());
+        if let Some(o) = &mut s.outlier {
+            if let Some(d) = o.on_result(now, id, outcome, &mut s.rng) {
+                let first = self.w.services[s.callee as usize].first;
+                if let Decision::Eject(e, _) = d {
+                    self.inst[(first + e.0) as usize].ejections += 1;
+                }
+                d.apply(&mut s.lb, now);
+            }
+        }
+        if c.done {
+            if c.outstanding == 0 {
+                self.calls.remove(a.call);
+            }
+            return;
+        }
+        let (active, active_retries) = (s.active, s.active_retries);
+        let budget = &mut s.budget;
+        let decision = c.retry.on_attempt_result(
+            now,
+            outcome,
+            None,
+            || budget.try_retry(now, active, active_retries),
+            &mut s.rng,
+        );
+        match decision {
+            RetryDecision::Done => self.finish_call(a.call, outcome),
+            RetryDecision::RetryAfter(d) => {
+                let callee = s.callee as usize;
+                if self.now >= self.warmup {
+                    self.svc_stats[callee].calls.record_retry();
+                    if matches!(c.parent, Parent::Root { .. }) {
+                        self.e2e.record_retry();
+                    }
+                }
+                self.q.push(now + d, Event::Retry { call: a.call });
+            }
+            RetryDecision::GiveUp(GiveUpReason::DeadlineExceeded) => {
+                self.finish_call(a.call, Outcome::Timeout)
+            }
+            RetryDecision::GiveUp(_) => self.finish_call(a.call, outcome),
+        }
+    }
+
+    fn on_call_timeout(&mut self, call: Ref) {
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if c.retry.on_timer(now).is_some() {
+            self.finish_call(call, Outcome::Timeout);
+        }
+    }
+
+    /// The call's result is final: report it to its parent.
+    fn finish_call(&mut self, call: Ref, outcome: Outcome) {
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if c.done {
+            return;
+        }
+        c.done = true;
+        let s = &mut self.w.sidecars[c.sidecar as usize];
+        s.active = s.active.saturating_sub(1);
+        let callee = s.callee as usize;
+        let error = !outcome.is_success();
+        let start = c.start;
+        let outstanding = c.outstanding;
+        let parent = std::mem::replace(&mut c.parent, Parent::Root { user: OPEN });
+        if outstanding == 0 {
+            self.calls.remove(call);
+        }
+        if now >= self.warmup {
+            self.svc_stats[callee]
+                .calls
+                .record((now - start).as_nanos(), error);
+        }
+        match parent {
+            Parent::Root { user } => {
+                match outcome {
+                    Outcome::LocalReject => self.acct.rejected += 1,
+                    o if o.is_success() => self.acct.completed += 1,
+                    _ => self.acct.failed += 1,
+                }
+                self.record_e2e(start, error);
+                if user != OPEN {
+                    self.schedule_user(user);
+                }
+            }
+            Parent::Work(w) => {
+                let Some(work) = self.works.get_mut(w) else {
+                    return; // the caller's instance crashed meanwhile
+                };
+                work.pending -= 1;
+                work.failed |= error;
+                if work.pending == 0 {
+                    work.step += 1;
+                    self.advance(w);
+                }
+            }
+        }
+    }
+
+    fn record_e2e(&mut self, start: Time, error: bool) {
+        let now = self.now;
+        if now < self.warmup {
+            return;
+        }
+        let lat = (now - start).as_nanos();
+        self.e2e.record(lat, error);
+        let w = (now.0 / self.sc.run.window.as_nanos()) as usize;
+        if let Some(win) = self.windows.get_mut(w) {
+            win.record(lat, error);
+        }
+    }
+
+    // === work (server side) ===
+
+    fn on_arrive(&mut self, att: Ref) {
+        let Some(a) = self.atts.get(att) else {
+            // Timed out on the way: the server still receives it. Envoy resets
+            // the stream; the request is lost with it, so we drop it here.
+            return;
+        };
+        let inst = a.inst;
+        let (back_zone, back_latency) = {
+            let c = self.calls.get(a.call);
+            let s = c.map(|c| &self.w.sidecars[c.sidecar as usize]);
+            (
+                s.map_or(0, |s| s.zone),
+                s.map_or(Nanos::ZERO, |s| s.latency),
+            )
+        };
+        let i = &self.inst[inst as usize];
+        if !i.up {
+            let zone = self.w.instances[inst as usize].zone;
+            let back = self.one_way(zone, back_zone, back_latency);
+            self.q.push(
+                self.now + back,
+                Event::Response {
+                    att,
+                    outcome: Outcome::ConnectFailure,
+                },
+            );
+            return;
+        }
+        let svc = &self.w.services[self.w.instances[inst as usize].svc as usize];
+        let (concurrency, cap) = (svc.concurrency, svc.queue_capacity);
+        let work = self.works.insert(Work {
+            inst,
+            att,
+            back_zone,
+            back_latency,
+            step: 0,
+            pending: 0,
+            failed: false,
+            started: None,
+        });
+        let i = &mut self.inst[inst as usize];
+        i.works.push(work);
+        if i.busy < concurrency {
+            self.start_work(work);
+        } else if cap.is_some_and(|c| i.queue.len() as u32 >= c) {
+            // Queue full: answer 503 at once, without a worker.
+            self.respond(work, Outcome::Status(503));
+        } else {
+            i.queue.push_back(work);
+        }
+    }
+
+    fn start_work(&mut self, work: Ref) {
+        let now = self.now;
+        let Some(wk) = self.works.get_mut(work) else {
+            return;
+        };
+        wk.started = Some(now);
+        let gi = wk.inst as usize;
+        let i = &mut self.inst[gi];
+        i.busy += 1;
+        let svc = &self.w.services[self.w.instances[gi].svc as usize];
+        let st = svc.service_time.sample(&mut self.inst_rng[gi], i.slowdown);
+        self.q.push(now + Nanos(st), Event::WorkDone { work });
+    }
+
+    /// Runs the work's script from its current step: starts the next step's
+    /// calls, or answers when no step is left.
+    fn advance(&mut self, work: Ref) {
+        loop {
+            let Some(wk) = self.works.get(work) else {
+                return;
+            };
+            let gi = wk.inst;
+            let svc = self.w.instances[gi as usize].svc as usize;
+            let Some(step) = self.w.services[svc].steps.get(wk.step) else {
+                let failed = wk.failed;
+                let error_rate = self.inst[gi as usize]
+                    .error_rate
+                    .unwrap_or(self.w.services[svc].error_rate);
+                let error = failed
+                    || (error_rate > 0.0 && chance(&mut self.inst_rng[gi as usize], error_rate));
+                let outcome = if error {
+                    Outcome::Status(500)
+                } else {
+                    Outcome::OK
+                };
+                return self.respond(work, outcome);
+            };
+            let mut taken = Vec::new();
+            for &(callee, p) in step {
+                if p >= 1.0 || chance(&mut self.inst_rng[gi as usize], p) {
+                    taken.push(callee);
+                }
+            }
+            if taken.is_empty() {
+                if let Some(wk) = self.works.get_mut(work) {
+                    wk.step += 1;
+                }
+                continue;
+            }
+            if let Some(wk) = self.works.get_mut(work) {
+                wk.pending = taken.len() as u32;
+            }
+            for callee in taken {
+                if let Some(s) = self.w.sidecar_for(gi, callee) {
+                    self.start_call(Parent::Work(work), s);
+                }
+            }
+            return;
+        }
+    }
+
+    /// The work answers: frees its worker and sends the response back.
+    fn respond(&mut self, work: Ref, outcome: Outcome) {
+        let now = self.now;
+        let Some(wk) = self.works.remove(work) else {
+            return;
+        };
+        let gi = wk.inst as usize;
+        let measured = now >= self.warmup;
+        let zone = self.w.instances[gi].zone;
+        let i = &mut self.inst[gi];
+        i.works.retain(|&r| r != work);
+        if let Some(started) = wk.started {
+            i.busy -= 1;
+            i.busy_ns += u128::from(overlap(started, now, self.warmup, self.end));
+        }
+        if measured {
+            i.requests += 1;
+            i.errors += u64::from(!outcome.is_success());
+        }
+        let extra = i.added_latency;
+        let next = if wk.started.is_some() {
+            i.queue.pop_front()
+        } else {
+            None
+        };
+        let back = self.one_way(zone, wk.back_zone, wk.back_latency) + extra;
+        self.q.push(
+            now + back,
+            Event::Response {
+                att: wk.att,
+                outcome,
+            },
+        );
+        if let Some(n) = next {
+            self.start_work(n);
+        }
+    }
+
+    // === outlier detection ===
+
+    fn on_outlier_tick(&mut self, sidecar: u32) {
+        let now = self.now;
+        let s = &mut self.w.sidecars[sidecar as usize];
+        let Some(o) = &mut s.outlier else {
+            return;
+        };
+        let first = self.w.services[s.callee as usize].first;
+        for d in o.on_timer(now, &mut s.rng) {
+            if let Decision::Eject(e, _) = d {
+                self.inst[(first + e.0) as usize].ejections += 1;
+            }
+            d.apply(&mut s.lb, now);
+        }
+        let next = o.next_deadline();
+        self.q.push(next, Event::OutlierTick { sidecar });
+    }
+
+    // === faults ===
+
+    fn targets(&self, i: usize) -> Vec<u32> {
+        let f = &self.sc.faults[i];
+        if f.kind == FaultKind::ZoneOutage {
+            let z = f
+                .zone
+                .as_deref()
+                .and_then(|z| self.w.zones.iter().position(|n| n == z));
+            return (0..self.w.instances.len() as u32)
+                .filter(|&g| Some(self.w.instances[g as usize].zone as usize) == z)
+                .collect();
+        }
+        let Some((si, _)) = f.service.as_deref().and_then(|n| self.sc.service(n)) else {
+            return Vec::new();
+        };
+        let svc = &self.w.services[si];
+        match f.instance {
+            Some(k) => vec![svc.first + k],
+            None => (svc.first..svc.first + svc.count).collect(),
+        }
+    }
+
+    fn on_fault(&mut self, i: usize, on: bool) {
+        let f = &self.sc.faults[i];
+        let kind = f.kind;
+        let (factor, error_rate, latency) = (f.factor, f.error_rate, f.latency);
+        for g in self.targets(i) {
+            let base = self.w.instances[g as usize].base_slowdown;
+            match kind {
+                FaultKind::Crash | FaultKind::ZoneOutage => {
+                    if on {
+                        self.crash(g);
+                    } else {
+                        self.inst[g as usize].up = true;
+                    }
+                }
+                FaultKind::Slowdown => {
+                    self.inst[g as usize].slowdown = if on {
+                        base * factor.unwrap_or(1.0)
+                    } else {
+                        base
+                    };
+                }
+                FaultKind::ErrorBurst => {
+                    self.inst[g as usize].error_rate = if on { error_rate } else { None }
+                }
+                FaultKind::Latency => {
+                    self.inst[g as usize].added_latency = if on {
+                        latency.unwrap_or(Nanos::ZERO)
+                    } else {
+                        Nanos::ZERO
+                    };
+                }
+            }
+        }
+    }
+
+    /// The instance dies: every request on it is reset; it refuses new ones.
+    fn crash(&mut self, g: u32) {
+        let now = self.now;
+        let zone = self.w.instances[g as usize].zone;
+        let i = &mut self.inst[g as usize];
+        if !i.up {
+            return;
+        }
+        i.up = false;
+        i.queue.clear();
+        let works = std::mem::take(&mut i.works);
+        for work in works {
+            let Some(wk) = self.works.remove(work) else {
+                continue;
+            };
+            let i = &mut self.inst[g as usize];
+            if let Some(started) = wk.started {
+                i.busy -= 1;
+                i.busy_ns += u128::from(overlap(started, now, self.warmup, self.end));
+            }
+            let back = self.one_way(zone, wk.back_zone, wk.back_latency);
+            self.q.push(
+                now + back,
+                Event::Response {
+                    att: wk.att,
+                    outcome: Outcome::Reset,
+                },
+            );
+        }
+    }
+
+    /// Busy time of requests still in service at the end.
+    pub fn settle_busy(&mut self) {
+        for r in self.works.refs() {
+            if let Some(wk) = self.works.get(r) {
+                if let Some(started) = wk.started {
+                    self.inst[wk.inst as usize].busy_ns +=
+                        u128::from(overlap(started, self.end, self.warmup, self.end));
+                }
+            }
+        }
+    }
+}
+
+/// Length of `[a, b] ∩ [lo, hi]` in nanoseconds.
+fn overlap(a: Time, b: Time, lo: Time, hi: Time) -> u64 {
+    let s = a.max(lo);
+    let e = b.min(hi);
+    e.0.saturating_sub(s.0)
+}

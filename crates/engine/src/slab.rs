@@ -1,0 +1,115 @@
+//! A slab with generation-checked references: an event that names an entry
+//! which has since been freed (a timed-out attempt, a crashed instance's
+//! work) finds nothing instead of its successor.
+
+/// A reference into a [`Slab`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ref {
+    idx: u32,
+    gen: u32,
+}
+
+/// Storage whose size follows the number of live entries, not the number
+/// ever inserted.
+#[derive(Debug)]
+pub struct Slab<T> {
+    items: Vec<(u32, Option<T>)>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            items: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// Stores `v`.
+    pub fn insert(&mut self, v: T) -> Ref {
+        self.live += 1;
+        match self.free.pop() {
+            Some(idx) => {
+                let slot = &mut self.items[idx as usize];
+                slot.0 = slot.0.wrapping_add(1);
+                slot.1 = Some(v);
+                Ref { idx, gen: slot.0 }
+            }
+            None => {
+                self.items.push((0, Some(v)));
+                Ref {
+                    idx: (self.items.len() - 1) as u32,
+                    gen: 0,
+                }
+            }
+        }
+    }
+
+    /// The entry, if it is still the one `r` named.
+    pub fn get(&self, r: Ref) -> Option<&T> {
+        match self.items.get(r.idx as usize) {
+            Some((g, Some(v))) if *g == r.gen => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The entry, mutably.
+    pub fn get_mut(&mut self, r: Ref) -> Option<&mut T> {
+        match self.items.get_mut(r.idx as usize) {
+            Some((g, Some(v))) if *g == r.gen => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Removes and returns the entry.
+    pub fn remove(&mut self, r: Ref) -> Option<T> {
+        match self.items.get_mut(r.idx as usize) {
+            Some((g, slot @ Some(_))) if *g == r.gen => {
+                self.free.push(r.idx);
+                self.live -= 1;
+                slot.take()
+            }
+            _ => None,
+        }
+    }
+
+    /// Live entries.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// References to every live entry, in slot order.
+    pub fn refs(&self) -> Vec<Ref> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, v))| v.is_some())
+            .map(|(i, (g, _))| Ref {
+                idx: i as u32,
+                gen: *g,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_refs_find_nothing_after_reuse() {
+        let mut s = Slab::default();
+        let a = s.insert(1);
+        assert_eq!(s.remove(a), Some(1));
+        let b = s.insert(2);
+        assert_eq!(s.get(a), None, "a's slot now holds b");
+        assert_eq!(s.get(b), Some(&2));
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.len(), 1);
+    }
+}

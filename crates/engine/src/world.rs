@@ -1,0 +1,276 @@
+//! The static model built from a scenario: services, instances, zones, and
+//! one sidecar per (caller, callee) with its own copy of every algorithm.
+
+use meshsim_core::balance::{LoadBalancer, LocalFleet};
+use meshsim_core::breaker::thresholds::Thresholds;
+use meshsim_core::outlier::OutlierDetector;
+use meshsim_core::retry::budget::RetryBudget;
+use meshsim_core::retry::policy::RetryPolicy;
+use meshsim_core::{Endpoint, EndpointChange, Nanos, Time, Zone};
+use meshsim_scenario::{Scenario, CLIENT};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::sample::Sampler;
+use crate::streams::stream;
+use crate::EngineError;
+
+/// A service.
+#[derive(Debug)]
+pub(crate) struct Svc {
+    pub name: String,
+    /// Global index of instance 0.
+    pub first: u32,
+    pub count: u32,
+    pub concurrency: u32,
+    pub queue_capacity: Option<u32>,
+    pub service_time: Sampler,
+    pub error_rate: f64,
+    /// Steps: each a list of (callee service, probability).
+    pub steps: Vec<Vec<(u32, f64)>>,
+}
+
+/// An instance (global index).
+#[derive(Debug)]
+pub(crate) struct Inst {
+    pub svc: u32,
+    pub local: u32,
+    pub zone: u16,
+    /// Slow-down from the scenario's overrides.
+    pub base_slowdown: f64,
+    /// `(callee service, sidecar)` for each service this instance calls.
+    pub outbound: Vec<(u32, u32)>,
+}
+
+/// One caller's sidecar for one upstream service.
+#[derive(Debug)]
+pub(crate) struct Sidecar {
+    pub callee: u32,
+    pub zone: u16,
+    pub lb: LoadBalancer,
+    pub outlier: Option<OutlierDetector>,
+    pub breaker: Thresholds,
+    pub budget: RetryBudget,
+    pub retry: RetryPolicy,
+    pub latency: Nanos,
+    pub rng: Xoshiro256PlusPlus,
+    /// Calls in progress (for the retry budget).
+    pub active: u64,
+    /// Retries in progress.
+    pub active_retries: u64,
+}
+
+/// Everything that does not change while the simulation runs, plus the
+/// sidecars (which do, but are built here).
+#[derive(Debug)]
+pub(crate) struct World {
+    pub services: Vec<Svc>,
+    pub instances: Vec<Inst>,
+    pub zones: Vec<String>,
+    pub sidecars: Vec<Sidecar>,
+    /// The load generator's sidecars (to the entry service).
+    pub clients: Vec<u32>,
+    pub net_local: Option<Sampler>,
+    pub net_cross: Option<Sampler>,
+}
+
+fn zone_index(zones: &mut Vec<String>, name: &str) -> u16 {
+    match zones.iter().position(|z| z == name) {
+        Some(i) => i as u16,
+        None => {
+            zones.push(name.to_owned());
+            (zones.len() - 1) as u16
+        }
+    }
+}
+
+impl World {
+    pub fn build(sc: &Scenario) -> Result<World, EngineError> {
+        let seed = sc.run.seed;
+        let mut zones = Vec::new();
+        let mut services = Vec::new();
+        let mut instances = Vec::new();
+        let index = |name: &str| sc.service(name).map(|(i, _)| i as u32);
+        for (si, s) in sc.services.iter().enumerate() {
+            let first = instances.len() as u32;
+            for i in 0..s.instances {
+                let zone = zone_index(&mut zones, s.zone_of(i));
+                let base_slowdown = s
+                    .overrides
+                    .iter()
+                    .filter(|o| o.instance == i)
+                    .map(|o| o.slowdown)
+                    .product();
+                instances.push(Inst {
+                    svc: si as u32,
+                    local: i,
+                    zone,
+                    base_slowdown,
+                    outbound: Vec::new(),
+                });
+            }
+            let steps = s
+                .calls
+                .iter()
+                .map(|step| {
+                    step.calls()
+                        .iter()
+                        .filter_map(|c| index(&c.service).map(|t| (t, c.probability)))
+                        .collect()
+                })
+                .collect();
+            services.push(Svc {
+                name: s.name.clone(),
+                first,
+                count: s.instances,
+                concurrency: s.concurrency,
+                queue_capacity: s.queue_capacity,
+                service_time: Sampler::new(&s.service_time).map_err(EngineError::Dist)?,
+                error_rate: s.error_rate,
+                steps,
+            });
+        }
+        let entry = index(&sc.workload.entry).ok_or_else(|| {
+            EngineError::Dist(format!("no entry service {:?}", sc.workload.entry))
+        })?;
+        let mut world = World {
+            services,
+            instances,
+            zones,
+            sidecars: Vec::new(),
+            clients: Vec::new(),
+            net_local: sc
+                .network
+                .latency
+                .as_ref()
+                .map(Sampler::new)
+                .transpose()
+                .map_err(EngineError::Dist)?,
+            net_cross: sc
+                .network
+                .cross_zone
+                .as_ref()
+                .map(Sampler::new)
+                .transpose()
+                .map_err(EngineError::Dist)?,
+        };
+        // The load generator's sidecars sit in the entry service's zones.
+        let entry_svc = &sc.services[entry as usize];
+        for c in 0..sc.workload.clients {
+            let zone = zone_index(
+                &mut world.zones,
+                entry_svc.zone_of(c % entry_svc.zones.len() as u32),
+            );
+            let fleet = world.fleet_of_clients(sc.workload.clients, entry_svc);
+            let sc_idx = world.add_sidecar(sc, CLIENT, entry, zone, fleet, seed)?;
+            world.clients.push(sc_idx);
+        }
+        for gi in 0..world.instances.len() {
+            let svc = world.instances[gi].svc as usize;
+            let mut callees: Vec<u32> = world.services[svc]
+                .steps
+                .iter()
+                .flatten()
+                .map(|&(t, _)| t)
+                .collect();
+            callees.sort_unstable();
+            callees.dedup();
+            for callee in callees {
+                let zone = world.instances[gi].zone;
+                let fleet = world.fleet_of_service(svc as u32, zone);
+                let name = sc.services[svc].name.clone();
+                let s = world.add_sidecar(sc, &name, callee, zone, fleet, seed)?;
+                world.instances[gi].outbound.push((callee, s));
+            }
+        }
+        Ok(world)
+    }
+
+    fn fleet_of_service(&self, svc: u32, zone: u16) -> LocalFleet {
+        let mut per_zone: Vec<(Zone, u32)> = Vec::new();
+        for inst in self.instances.iter().filter(|i| i.svc == svc) {
+            match per_zone.iter_mut().find(|(z, _)| z.0 == inst.zone) {
+                Some((_, n)) => *n += 1,
+                None => per_zone.push((Zone(inst.zone), 1)),
+            }
+        }
+        per_zone.sort();
+        LocalFleet {
+            zone: Zone(zone),
+            per_zone,
+        }
+    }
+
+    fn fleet_of_clients(&mut self, clients: u32, entry: &meshsim_scenario::Service) -> LocalFleet {
+        let mut per_zone: Vec<(Zone, u32)> = Vec::new();
+        for c in 0..clients {
+            let z = zone_index(&mut self.zones, entry.zone_of(c % entry.zones.len() as u32));
+            match per_zone.iter_mut().find(|(zz, _)| zz.0 == z) {
+                Some((_, n)) => *n += 1,
+                None => per_zone.push((Zone(z), 1)),
+            }
+        }
+        per_zone.sort();
+        LocalFleet {
+            zone: Zone(0),
+            per_zone,
+        }
+    }
+
+    fn add_sidecar(
+        &mut self,
+        sc: &Scenario,
+        from: &str,
+        callee: u32,
+        zone: u16,
+        mut fleet: LocalFleet,
+        seed: u64,
+    ) -> Result<u32, EngineError> {
+        let svc = &self.services[callee as usize];
+        let policy = sc.mesh.policy(from, &svc.name);
+        let mut lb = policy.balancer.load_balancer(policy.lb)?;
+        fleet.zone = Zone(zone);
+        lb.set_local_fleet(fleet);
+        let endpoints: Vec<Endpoint> = (0..svc.count)
+            .map(|i| Endpoint {
+                id: meshsim_core::EndpointId(i),
+                key: format!("{}-{i}", svc.name),
+                weight: 1,
+                zone: Zone(self.instances[(svc.first + i) as usize].zone),
+            })
+            .collect();
+        let ids: Vec<meshsim_core::EndpointId> = endpoints.iter().map(|e| e.id).collect();
+        lb.update(EndpointChange::Reset(endpoints), Time::ZERO)?;
+        let outlier = match &policy.outlier {
+            Some(o) => {
+                let mut d = o.try_new(Time::ZERO)?;
+                d.on_hosts_changed(Time::ZERO, &ids);
+                Some(d)
+            }
+            None => None,
+        };
+        let idx = self.sidecars.len() as u32;
+        self.sidecars.push(Sidecar {
+            callee,
+            zone,
+            lb,
+            outlier,
+            breaker: policy.circuit_breaker.try_new()?,
+            budget: policy.retry_budget.try_new()?,
+            retry: policy.retry.try_new()?,
+            latency: policy.sidecar.latency,
+            rng: stream(seed, "sidecar", u64::from(idx)),
+            active: 0,
+            active_retries: 0,
+        });
+        Ok(idx)
+    }
+
+    /// The sidecar instance `gi` uses to call `callee`.
+    pub fn sidecar_for(&self, gi: u32, callee: u32) -> Option<u32> {
+        self.instances[gi as usize]
+            .outbound
+            .iter()
+            .find(|(c, _)| *c == callee)
+            .map(|&(_, s)| s)
+    }
+}
