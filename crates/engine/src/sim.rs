@@ -780,6 +780,7 @@ impl<'a> Sim<'a> {
                         Nanos::ZERO
                     };
                 }
+                FaultKind::GcPause | FaultKind::Partition | FaultKind::DiscoveryOutage => {}
             }
         }
     }

@@ -31,6 +31,16 @@ pub struct Fault {
     /// `latency`: added to every response the target sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Nanos>,
+    /// `gc_pause`: how long each pause stops the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Nanos>,
+    /// `gc_pause`: time from one pause's start to the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Nanos>,
+    /// `partition`: the other side (a zone); traffic between `zone` and
+    /// `other_zone` is dropped in both directions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_zone: Option<String>,
 }
 
 /// Kinds of fault.
@@ -48,4 +58,13 @@ pub enum FaultKind {
     Latency,
     /// Every instance in `zone` crashes.
     ZoneOutage,
+    /// The instance stops all work for `pause` every `every` (a
+    /// stop-the-world collector): requests in service stall, none start.
+    GcPause,
+    /// Traffic between `zone` and `other_zone` is black-holed: attempts
+    /// get no answer and end at their timeouts.
+    Partition,
+    /// The service registry stops propagating changes (callers keep their
+    /// last-known endpoints, as Envoy does).
+    DiscoveryOutage,
 }

@@ -74,6 +74,10 @@ pub struct Run {
     /// Width of a `timeseries.csv` window.
     #[serde(default = "default_window")]
     pub window: Nanos,
+    /// Stop generating requests after this many (the run still ends at
+    /// `duration` at the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
 }
 
 fn default_seed() -> u64 {
@@ -102,6 +106,14 @@ pub struct Workload {
     /// Inter-arrival process (open loop).
     #[serde(default)]
     pub arrivals: Arrivals,
+    /// Open loop: rates that change over time. Each phase lasts `duration`
+    /// at `rate` (or ramps linearly from `rate` to `ramp_to`); after the
+    /// last phase the base `rate` applies again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Phase>,
+    /// Open loop: a daily (or any-period) sinusoidal swing of the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diurnal: Option<Diurnal>,
     /// Concurrent users (closed loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<u32>,
@@ -119,6 +131,32 @@ pub struct Workload {
 
 fn one() -> u32 {
     1
+}
+
+/// One phase of an open-loop workload.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// How long it lasts.
+    pub duration: Nanos,
+    /// Requests per second (at the phase's start, if it ramps).
+    pub rate: f64,
+    /// Requests per second at the phase's end: a linear ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_to: Option<f64>,
+}
+
+/// `rate × (1 + amplitude × sin(2π (t + phase) / period))`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diurnal {
+    /// The period (e.g. "24h", or "60s" to compress a day).
+    pub period: Nanos,
+    /// Relative swing in `[0, 1)`.
+    pub amplitude: f64,
+    /// Shift of the curve.
+    #[serde(default)]
+    pub phase: Nanos,
 }
 
 /// Open or closed loop.
@@ -333,6 +371,53 @@ impl Scenario {
                 }
             }
         }
+        for (i, ph) in w.phases.iter().enumerate() {
+            for (key, r) in [("rate", Some(ph.rate)), ("ramp_to", ph.ramp_to)] {
+                if let Some(r) = r {
+                    if !(r.is_finite() && r >= 0.0) {
+                        add(
+                            format!("workload.phases[{i}].{key}"),
+                            format!("{r} is not a request rate (>= 0)"),
+                        );
+                    }
+                }
+            }
+            if ph.duration == Nanos::ZERO {
+                add(
+                    format!("workload.phases[{i}].duration"),
+                    "must be longer than 0s".into(),
+                );
+            }
+        }
+        if let Some(d) = &w.diurnal {
+            if !(0.0..1.0).contains(&d.amplitude) {
+                add(
+                    "workload.diurnal.amplitude".into(),
+                    format!(
+                        "{} is out of range; expected 0 <= amplitude < 1",
+                        d.amplitude
+                    ),
+                );
+            }
+            if d.period == Nanos::ZERO {
+                add(
+                    "workload.diurnal.period".into(),
+                    "must be longer than 0s".into(),
+                );
+            }
+        }
+        if w.kind == WorkloadKind::Closed && (!w.phases.is_empty() || w.diurnal.is_some()) {
+            add(
+                "workload.phases".into(),
+                "phases and diurnal shape an open-loop rate; a closed loop has none".into(),
+            );
+        }
+        if self.run.requests == Some(0) {
+            add(
+                "run.requests".into(),
+                "must be at least 1 (or absent)".into(),
+            );
+        }
         if w.kind == WorkloadKind::Open && (w.users.is_some() || w.think_time.is_some()) {
             add(
                 "workload.users".into(),
@@ -486,7 +571,21 @@ impl Scenario {
                     "latency",
                     "a latency fault needs latency, e.g. \"50ms\"",
                 ),
-                FaultKind::Crash | FaultKind::ZoneOutage => None,
+                FaultKind::GcPause => match (f.pause, f.every) {
+                    (Some(p), Some(e)) if p > Nanos::ZERO && p < e => None,
+                    _ => Some((
+                        k("pause"),
+                        "a gc_pause needs pause and every, with 0s < pause < every".to_owned(),
+                    )),
+                },
+                FaultKind::Partition => match &f.other_zone {
+                    Some(z) if zones.contains(&z.as_str()) => None,
+                    _ => Some((
+                        k("other_zone"),
+                        format!("a partition needs other_zone, one of {zones:?}"),
+                    )),
+                },
+                FaultKind::Crash | FaultKind::ZoneOutage | FaultKind::DiscoveryOutage => None,
             };
             if let Some((key, msg)) = miss {
                 add(key, msg);

@@ -2,8 +2,11 @@
 
 use meshsim_core::balance::{BalancerConfig, CommonConfig};
 use meshsim_core::breaker::thresholds::ThresholdsConfig;
+use meshsim_core::discovery::DiscoveryConfig;
+use meshsim_core::health::HealthCheckConfig;
 use meshsim_core::outlier::OutlierConfig;
 use meshsim_core::retry::budget::RetryBudgetConfig;
+use meshsim_core::retry::hedge::HedgeConfig;
 use meshsim_core::retry::policy::RetryPolicyConfig;
 use meshsim_core::Nanos;
 
@@ -42,6 +45,16 @@ pub struct Policy {
     /// Passive outlier detection (off unless given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier: Option<OutlierConfig>,
+    /// Hedging (default off).
+    #[serde(default)]
+    pub hedge: HedgeConfig,
+    /// Active health checking of the upstream's instances (off unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+    /// How the caller learns of instances leaving and joining (default:
+    /// at once, as if discovery were instantaneous).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryConfig>,
     /// The sidecar's own cost.
     #[serde(default)]
     pub sidecar: Sidecar,
@@ -86,6 +99,15 @@ pub struct EdgePolicy {
     /// See [`Policy::outlier`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier: Option<OutlierConfig>,
+    /// See [`Policy::hedge`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<HedgeConfig>,
+    /// See [`Policy::health_check`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+    /// See [`Policy::discovery`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryConfig>,
     /// See [`Policy::sidecar`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar: Option<Sidecar>,
@@ -109,9 +131,23 @@ impl Mesh {
             macro_rules! take {
                 ($($f:ident),*) => { $( if let Some(v) = &e.$f { p.$f = v.clone(); } )* };
             }
-            take!(balancer, lb, retry, retry_budget, circuit_breaker, sidecar);
+            take!(
+                balancer,
+                lb,
+                retry,
+                retry_budget,
+                circuit_breaker,
+                hedge,
+                sidecar
+            );
             if e.outlier.is_some() {
                 p.outlier = e.outlier.clone();
+            }
+            if e.health_check.is_some() {
+                p.health_check = e.health_check.clone();
+            }
+            if e.discovery.is_some() {
+                p.discovery = e.discovery;
             }
         }
         p
@@ -137,6 +173,13 @@ impl Policy {
         );
         if let Some(o) = &self.outlier {
             check("outlier", o.try_new(meshsim_core::Time::ZERO).map(|_| ()));
+        }
+        check("hedge", self.hedge.try_new().map(|_| ()));
+        if let Some(h) = &self.health_check {
+            check("health_check", h.try_new().map(|_| ()));
+        }
+        if let Some(d) = &self.discovery {
+            check("discovery", d.try_new().map(|_| ()));
         }
         out
     }
