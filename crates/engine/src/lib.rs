@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod arrivals;
 mod model;
 mod queue;
 mod sample;

@@ -18,8 +18,7 @@ use meshsim_core::retry::policy::{GiveUpReason, RetryDecision, RetryState};
 use meshsim_core::rng::chance;
 use meshsim_core::{Completion, EndpointId, Nanos, Outcome, PickRequest, Time};
 use meshsim_results::Latency;
-use meshsim_scenario::{Arrivals, FaultKind, Scenario, WorkloadKind};
-use rand_distr::{Distribution, Exp};
+use meshsim_scenario::{FaultKind, Scenario, WorkloadKind};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::queue::EventQueue;
@@ -48,6 +47,18 @@ pub(crate) enum Event {
     OutlierTick { sidecar: u32 },
     /// Fault `i` starts (`on`) or ends.
     Fault { i: u32, on: bool },
+    /// A health checker's timer (stale if its deadline has moved).
+    HealthDue { sidecar: u32, host: u32, at: Time },
+    /// A health probe's answer reaches the checker.
+    HealthResult {
+        sidecar: u32,
+        host: u32,
+        healthy: bool,
+    },
+    /// A discovery view's timer (stale if its deadline has moved).
+    DiscoveryDue { sidecar: u32, at: Time },
+    /// GC-pause fault `i` pauses its targets now.
+    GcPause { i: u32 },
 }
 
 pub(crate) const OPEN: u32 = u32::MAX;
@@ -60,6 +71,8 @@ enum Parent {
 
 #[derive(Debug)]
 struct Call {
+    /// Attempts sent, to cancel the outstanding ones when the call ends.
+    attempts: Vec<Ref>,
     parent: Parent,
     sidecar: u32,
     retry: RetryState,
@@ -85,6 +98,8 @@ struct Work {
     back_zone: u16,
     back_latency: Nanos,
     step: usize,
+    /// The instance's cumulative pause time when this work last ran.
+    pause_mark: u64,
     pending: u32,
     failed: bool,
     started: Option<Time>,
@@ -99,6 +114,10 @@ pub(crate) struct InstState {
     slowdown: f64,
     error_rate: Option<f64>,
     added_latency: Nanos,
+    /// A stop-the-world pause holds the instance until then.
+    paused_until: Time,
+    /// Total pause time so far (work in service is delayed by its growth).
+    pause_total: u64,
     /// Work items on this instance (running or queued).
     works: Vec<Ref>,
     pub requests: u64,
@@ -126,7 +145,8 @@ pub(crate) struct Sim<'a> {
     pub inst: Vec<InstState>,
     next_client: u32,
     arrival_rng: Xoshiro256PlusPlus,
-    interarrival: Option<Exp<f64>>,
+    open: Option<crate::arrivals::OpenArrivals>,
+    generated: u64,
     think: Option<crate::sample::Sampler>,
     think_rng: Xoshiro256PlusPlus,
     inst_rng: Vec<Xoshiro256PlusPlus>,
@@ -136,6 +156,8 @@ pub(crate) struct Sim<'a> {
     pub svc_stats: Vec<SvcStats>,
     pub acct: Accounting,
     pub events: u64,
+    /// Zone pairs currently partitioned.
+    partitions: Vec<(u16, u16)>,
 }
 
 impl<'a> Sim<'a> {
@@ -168,12 +190,11 @@ impl<'a> Sim<'a> {
             inst,
             next_client: 0,
             arrival_rng: stream(seed, "arrivals", 0),
-            interarrival: match (sc.workload.kind, sc.workload.rate) {
-                (WorkloadKind::Open, Some(rate)) => {
-                    Some(Exp::new(rate / 1e9).map_err(|e| EngineError::Dist(e.to_string()))?)
-                }
-                _ => None,
+            open: match sc.workload.kind {
+                WorkloadKind::Open => crate::arrivals::OpenArrivals::new(&sc.workload),
+                WorkloadKind::Closed => None,
             },
+            generated: 0,
             think: sc
                 .workload
                 .think_time
@@ -191,6 +212,7 @@ impl<'a> Sim<'a> {
             svc_stats: w.services.iter().map(|_| SvcStats::default()).collect(),
             acct: Accounting::default(),
             events: 0,
+            partitions: Vec::new(),
             w,
         };
         match sc.workload.kind {
@@ -220,11 +242,15 @@ impl<'a> Sim<'a> {
                 );
             }
         }
-        for s in 0..sim.w.sidecars.len() {
-            if let Some(o) = &sim.w.sidecars[s].outlier {
+        for s in 0..sim.w.sidecars.len() as u32 {
+            if let Some(o) = &sim.w.sidecars[s as usize].outlier {
                 sim.q
-                    .push(o.next_deadline(), Event::OutlierTick { sidecar: s as u32 });
+                    .push(o.next_deadline(), Event::OutlierTick { sidecar: s });
             }
+            for h in 0..sim.w.sidecars[s as usize].health.len() as u32 {
+                sim.arm_health(s, h);
+            }
+            sim.arm_discovery(s);
         }
         Ok(sim)
     }
@@ -239,13 +265,21 @@ impl<'a> Sim<'a> {
             match ev {
                 Event::Arrival { user } => self.on_arrival(user),
                 Event::Arrive { att } => self.on_arrive(att),
-                Event::WorkDone { work } => self.advance(work),
+                Event::WorkDone { work } => self.on_work_done(work),
                 Event::Response { att, outcome } => self.on_response(att, outcome),
                 Event::AttemptTimeout { att } => self.on_attempt_timeout(att),
                 Event::CallTimeout { call } => self.on_call_timeout(call),
                 Event::Retry { call } => self.send_attempt(call, true),
                 Event::OutlierTick { sidecar } => self.on_outlier_tick(sidecar),
                 Event::Fault { i, on } => self.on_fault(i as usize, on),
+                Event::HealthDue { sidecar, host, at } => self.on_health_due(sidecar, host, at),
+                Event::HealthResult {
+                    sidecar,
+                    host,
+                    healthy,
+                } => self.on_health_result(sidecar, host, healthy),
+                Event::DiscoveryDue { sidecar, at } => self.on_discovery_due(sidecar, at),
+                Event::GcPause { i } => self.on_gc_pause(i as usize),
             }
         }
         // Root calls still open at the end.
@@ -264,20 +298,21 @@ impl<'a> Sim<'a> {
     // === arrivals ===
 
     fn schedule_arrival(&mut self) {
-        let Some(exp) = &self.interarrival else {
+        if self.sc.run.requests.is_some_and(|n| self.generated >= n) {
+            return;
+        }
+        let Some(open) = &self.open else {
             return;
         };
-        let gap = match self.sc.workload.arrivals {
-            Arrivals::Poisson => exp.sample(&mut self.arrival_rng),
-            Arrivals::Constant => 1e9 / self.sc.workload.rate.unwrap_or(1.0),
-        };
-        let at = self.now + Nanos(gap.round().max(1.0) as u64);
-        if at <= self.end {
+        if let Some(at) = open.next(self.now, self.end, &mut self.arrival_rng) {
             self.q.push(at, Event::Arrival { user: OPEN });
         }
     }
 
     fn schedule_user(&mut self, user: u32) {
+        if self.sc.run.requests.is_some_and(|n| self.generated >= n) {
+            return;
+        }
         let think = match &self.think {
             Some(t) => t.sample(&mut self.think_rng, 1.0),
             None => 0,
@@ -289,6 +324,9 @@ impl<'a> Sim<'a> {
     }
 
     fn on_arrival(&mut self, user: u32) {
+        if self.sc.run.requests.is_some_and(|n| self.generated >= n) {
+            return;
+        }
         let n = self.w.clients.len() as u32;
         let client = if user == OPEN {
             self.schedule_arrival();
@@ -299,6 +337,7 @@ impl<'a> Sim<'a> {
             user % n
         };
         self.acct.generated += 1;
+        self.generated += 1;
         let sidecar = self.w.clients[client as usize];
         self.start_call(Parent::Root { user }, sidecar);
     }
@@ -313,6 +352,7 @@ impl<'a> Sim<'a> {
         s.active += 1;
         let deadline = retry.next_deadline();
         let call = self.calls.insert(Call {
+            attempts: Vec::new(),
             parent,
             sidecar,
             retry,
@@ -375,10 +415,20 @@ impl<'a> Sim<'a> {
             sent: now,
             retry,
         });
+        if let Some(c) = self.calls.get_mut(call) {
+            c.attempts.push(att);
+        }
+        let sc_idx = self.calls.get(call).map_or(0, |c| c.sidecar) as usize;
+        if let Some((h, _)) = self.w.sidecars[sc_idx].health.get_mut(id.0 as usize) {
+            h.on_traffic();
+        }
         if per_try.is_some() && attempt_deadline != Time::MAX {
             self.q.push(attempt_deadline, Event::AttemptTimeout { att });
         }
         let to_zone = self.w.instances[inst as usize].zone;
+        if self.partitioned(zone, to_zone) {
+            return; // black-holed: the attempt ends at its timeout
+        }
         let one_way = self.one_way(zone, to_zone, latency);
         if self.sc.network.loss > 0.0 && chance(&mut self.net_rng, self.sc.network.loss) {
             let back = self.one_way(to_zone, zone, latency);
@@ -500,6 +550,7 @@ impl<'a> Sim<'a> {
             return;
         }
         c.done = true;
+        let attempts = std::mem::take(&mut c.attempts);
         let s = &mut self.w.sidecars[c.sidecar as usize];
         s.active = s.active.saturating_sub(1);
         let callee = s.callee as usize;
@@ -514,6 +565,12 @@ impl<'a> Sim<'a> {
             self.svc_stats[callee]
                 .calls
                 .record((now - start).as_nanos(), error);
+        }
+        // Envoy resets upstream requests still out when the route gives up.
+        for a in attempts {
+            if let Some(at) = self.atts.remove(a) {
+                self.complete_attempt(at, Outcome::Timeout);
+            }
         }
         match parent {
             Parent::Root { user } => {
@@ -592,6 +649,7 @@ impl<'a> Sim<'a> {
             back_zone,
             back_latency,
             step: 0,
+            pause_mark: 0,
             pending: 0,
             failed: false,
             started: None,
@@ -616,10 +674,14 @@ impl<'a> Sim<'a> {
         wk.started = Some(now);
         let gi = wk.inst as usize;
         let i = &mut self.inst[gi];
+        wk.pause_mark = i.pause_total;
         i.busy += 1;
+        // A work that starts during a pause waits for the pause to end.
+        let stalled = i.paused_until.saturating_since(now);
         let svc = &self.w.services[self.w.instances[gi].svc as usize];
         let st = svc.service_time.sample(&mut self.inst_rng[gi], i.slowdown);
-        self.q.push(now + Nanos(st), Event::WorkDone { work });
+        self.q
+            .push(now + stalled + Nanos(st), Event::WorkDone { work });
     }
 
     /// Runs the work's script from its current step: starts the next step's
@@ -694,14 +756,16 @@ impl<'a> Sim<'a> {
         } else {
             None
         };
-        let back = self.one_way(zone, wk.back_zone, wk.back_latency) + extra;
-        self.q.push(
-            now + back,
-            Event::Response {
-                att: wk.att,
-                outcome,
-            },
-        );
+        if !self.partitioned(zone, wk.back_zone) {
+            let back = self.one_way(zone, wk.back_zone, wk.back_latency) + extra;
+            self.q.push(
+                now + back,
+                Event::Response {
+                    att: wk.att,
+                    outcome,
+                },
+            );
+        }
         if let Some(n) = next {
             self.start_work(n);
         }
@@ -752,6 +816,44 @@ impl<'a> Sim<'a> {
     fn on_fault(&mut self, i: usize, on: bool) {
         let f = &self.sc.faults[i];
         let kind = f.kind;
+        match kind {
+            FaultKind::Partition => {
+                let zone = |n: &Option<String>| {
+                    n.as_deref()
+                        .and_then(|n| self.w.zones.iter().position(|z| z == n))
+                        .map(|z| z as u16)
+                };
+                if let (Some(a), Some(b)) = (zone(&f.zone), zone(&f.other_zone)) {
+                    if on {
+                        self.partitions.push((a, b));
+                    } else if let Some(k) = self.partitions.iter().position(|&p| p == (a, b)) {
+                        self.partitions.remove(k);
+                    }
+                }
+                return;
+            }
+            FaultKind::DiscoveryOutage => {
+                let only = f
+                    .service
+                    .as_deref()
+                    .and_then(|n| self.sc.service(n))
+                    .map(|(k, _)| k);
+                for svc in 0..self.w.services.len() {
+                    if only.is_none_or(|k| k == svc) {
+                        self.w.registries[svc].set_outage(self.now, on);
+                        self.notify_views(svc as u32);
+                    }
+                }
+                return;
+            }
+            FaultKind::GcPause => {
+                if on {
+                    self.q.push(self.now, Event::GcPause { i: i as u32 });
+                }
+                return;
+            }
+            _ => {}
+        }
         let (factor, error_rate, latency) = (f.factor, f.error_rate, f.latency);
         for g in self.targets(i) {
             let base = self.w.instances[g as usize].base_slowdown;
@@ -759,8 +861,9 @@ impl<'a> Sim<'a> {
                 FaultKind::Crash | FaultKind::ZoneOutage => {
                     if on {
                         self.crash(g);
-                    } else {
+                    } else if !self.inst[g as usize].up {
                         self.inst[g as usize].up = true;
+                        self.register(g, true);
                     }
                 }
                 FaultKind::Slowdown => {
@@ -795,6 +898,8 @@ impl<'a> Sim<'a> {
         }
         i.up = false;
         i.queue.clear();
+        self.register(g, false);
+        let i = &mut self.inst[g as usize];
         let works = std::mem::take(&mut i.works);
         for work in works {
             let Some(wk) = self.works.remove(work) else {
@@ -814,6 +919,211 @@ impl<'a> Sim<'a> {
                 },
             );
         }
+    }
+
+    fn partitioned(&self, a: u16, b: u16) -> bool {
+        a != b
+            && self
+                .partitions
+                .iter()
+                .any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+    }
+
+    fn on_work_done(&mut self, work: Ref) {
+        // A stop-the-world pause that began while this work was in service
+        // delays its end by the pause.
+        let Some(wk) = self.works.get_mut(work) else {
+            return;
+        };
+        let total = self.inst[wk.inst as usize].pause_total;
+        if total > wk.pause_mark {
+            let owed = total - wk.pause_mark;
+            wk.pause_mark = total;
+            self.q
+                .push(self.now + Nanos(owed), Event::WorkDone { work });
+            return;
+        }
+        self.advance(work);
+    }
+
+    fn on_gc_pause(&mut self, i: usize) {
+        let f = &self.sc.faults[i];
+        let (Some(pause), Some(every)) = (f.pause, f.every) else {
+            return;
+        };
+        let until = f.duration.map_or(self.end, |d| Time(f.at.as_nanos()) + d);
+        if self.now >= until {
+            return;
+        }
+        for g in self.targets(i) {
+            let inst = &mut self.inst[g as usize];
+            inst.paused_until = self.now + pause;
+            inst.pause_total += pause.as_nanos();
+        }
+        let next = self.now + every;
+        if next < until {
+            self.q.push(next, Event::GcPause { i: i as u32 });
+        }
+    }
+
+    // === registry, discovery and health checking ===
+
+    /// The control plane learns that instance `g` left (`up = false`) or
+    /// came back; callers' views catch up after their discovery delay.
+    fn register(&mut self, g: u32, up: bool) {
+        let inst = &self.w.instances[g as usize];
+        let (svc, local) = (inst.svc, inst.local);
+        let reg = &mut self.w.registries[svc as usize];
+        if up {
+            reg.insert(
+                self.now,
+                self.w.endpoints[svc as usize][local as usize].clone(),
+            );
+        } else {
+            reg.remove(self.now, EndpointId(local));
+        }
+        self.notify_views(svc);
+    }
+
+    fn notify_views(&mut self, svc: u32) {
+        let now = self.now;
+        for s in 0..self.w.sidecars.len() as u32 {
+            let sc = &mut self.w.sidecars[s as usize];
+            if sc.callee != svc {
+                continue;
+            }
+            if let Some((view, _)) = &mut sc.view {
+                view.notify(now, &self.w.registries[svc as usize], &mut sc.rng);
+                self.arm_discovery(s);
+            }
+        }
+    }
+
+    fn arm_discovery(&mut self, sidecar: u32) {
+        let sc = &mut self.w.sidecars[sidecar as usize];
+        if let Some((view, queued)) = &mut sc.view {
+            let next = view.next_deadline();
+            if next.is_some() && next != *queued {
+                *queued = next;
+                if let Some(at) = next {
+                    self.q.push(at, Event::DiscoveryDue { sidecar, at });
+                }
+            }
+        }
+    }
+
+    fn on_discovery_due(&mut self, sidecar: u32, at: Time) {
+        let now = self.now;
+        let sc = &mut self.w.sidecars[sidecar as usize];
+        let svc = sc.callee as usize;
+        let Some((view, queued)) = &mut sc.view else {
+            return;
+        };
+        if *queued != Some(at) {
+            return; // superseded
+        }
+        *queued = None;
+        if let Some(change) = view.on_timer(now, &self.w.registries[svc], &mut sc.rng) {
+            if let Some(o) = &mut sc.outlier {
+                o.on_endpoint_change(now, &change);
+            }
+            // Registry endpoints are valid by construction.
+            let _ = sc.lb.update(change, now);
+        }
+        self.arm_discovery(sidecar);
+    }
+
+    fn arm_health(&mut self, sidecar: u32, host: u32) {
+        let sc = &mut self.w.sidecars[sidecar as usize];
+        let Some((checker, queued)) = sc.health.get_mut(host as usize) else {
+            return;
+        };
+        let next = checker.next_deadline();
+        if next != *queued {
+            *queued = next;
+            if let Some(at) = next {
+                self.q.push(at, Event::HealthDue { sidecar, host, at });
+            }
+        }
+    }
+
+    fn on_health_due(&mut self, sidecar: u32, host: u32, at: Time) {
+        let now = self.now;
+        let sc = &mut self.w.sidecars[sidecar as usize];
+        let (zone, callee) = (sc.zone, sc.callee);
+        let Some((checker, queued)) = sc.health.get_mut(host as usize) else {
+            return;
+        };
+        if *queued != Some(at) {
+            return; // superseded
+        }
+        *queued = None;
+        match checker.on_timer(now, &mut sc.rng) {
+            Some(meshsim_core::health::Action::SendCheck) => {
+                // The probe goes straight to the instance (not through its
+                // worker pool): a live instance answers after a round trip,
+                // a dead one refuses, a partitioned or paused one is silent.
+                let g = self.w.services[callee as usize].first + host;
+                let to = self.w.instances[g as usize].zone;
+                let i = &self.inst[g as usize];
+                let silent = self.partitioned(zone, to) || i.paused_until > now;
+                let up = i.up;
+                if !silent {
+                    let rtt =
+                        self.one_way(zone, to, Nanos::ZERO) + self.one_way(to, zone, Nanos::ZERO);
+                    self.q.push(
+                        now + rtt,
+                        Event::HealthResult {
+                            sidecar,
+                            host,
+                            healthy: up,
+                        },
+                    );
+                }
+            }
+            Some(meshsim_core::health::Action::TimedOut(Some(t))) => {
+                self.apply_health(sidecar, host, t)
+            }
+            Some(meshsim_core::health::Action::TimedOut(None)) | None => {}
+        }
+        self.arm_health(sidecar, host);
+    }
+
+    fn on_health_result(&mut self, sidecar: u32, host: u32, healthy: bool) {
+        let now = self.now;
+        let sc = &mut self.w.sidecars[sidecar as usize];
+        let Some((checker, _)) = sc.health.get_mut(host as usize) else {
+            return;
+        };
+        let result = if healthy {
+            meshsim_core::health::CheckResult::Healthy
+        } else {
+            meshsim_core::health::CheckResult::NetworkFailure
+        };
+        let t = checker.on_response(now, result, &mut sc.rng);
+        if healthy {
+            // Envoy: a passing check un-ejects an outlier-ejected host.
+            if let Some(o) = &mut sc.outlier {
+                if let Some(d) = o.on_health_check_pass(now, EndpointId(host)) {
+                    d.apply(&mut sc.lb, now);
+                }
+            }
+        }
+        if let Some(t) = t {
+            self.apply_health(sidecar, host, t);
+        }
+        self.arm_health(sidecar, host);
+    }
+
+    fn apply_health(&mut self, sidecar: u32, host: u32, t: meshsim_core::health::Transition) {
+        let now = self.now;
+        let sc = &mut self.w.sidecars[sidecar as usize];
+        sc.lb.set_health(
+            EndpointId(host),
+            meshsim_core::balance::HealthFlag::ActiveCheck,
+            t.unhealthy(),
+            now,
+        );
     }
 
     /// Busy time of requests still in service at the end.

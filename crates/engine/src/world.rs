@@ -1,8 +1,11 @@
 //! The static model built from a scenario: services, instances, zones, and
 //! one sidecar per (caller, callee) with its own copy of every algorithm.
 
+use meshsim_core::balance::HealthFlag;
 use meshsim_core::balance::{LoadBalancer, LocalFleet};
 use meshsim_core::breaker::thresholds::Thresholds;
+use meshsim_core::discovery::{ClientView, Registry};
+use meshsim_core::health::HealthChecker;
 use meshsim_core::outlier::OutlierDetector;
 use meshsim_core::retry::budget::RetryBudget;
 use meshsim_core::retry::policy::RetryPolicy;
@@ -57,6 +60,11 @@ pub(crate) struct Sidecar {
     pub active: u64,
     /// Retries in progress.
     pub active_retries: u64,
+    /// One active health checker per endpoint, with the time its next
+    /// event is queued for.
+    pub health: Vec<(HealthChecker, Option<Time>)>,
+    /// This caller's view of the registry, and its queued timer.
+    pub view: Option<(ClientView, Option<Time>)>,
 }
 
 /// Everything that does not change while the simulation runs, plus the
@@ -71,6 +79,10 @@ pub(crate) struct World {
     pub clients: Vec<u32>,
     pub net_local: Option<Sampler>,
     pub net_cross: Option<Sampler>,
+    /// Every service's endpoints, and its registry (the source of truth the
+    /// callers' views lag behind).
+    pub endpoints: Vec<Vec<Endpoint>>,
+    pub registries: Vec<Registry>,
 }
 
 fn zone_index(zones: &mut Vec<String>, name: &str) -> u16 {
@@ -132,7 +144,26 @@ impl World {
         let entry = index(&sc.workload.entry).ok_or_else(|| {
             EngineError::Dist(format!("no entry service {:?}", sc.workload.entry))
         })?;
+        let endpoints: Vec<Vec<Endpoint>> = services
+            .iter()
+            .map(|svc| {
+                (0..svc.count)
+                    .map(|i| Endpoint {
+                        id: meshsim_core::EndpointId(i),
+                        key: format!("{}-{i}", svc.name),
+                        weight: 1,
+                        zone: Zone(instances[(svc.first + i) as usize].zone),
+                    })
+                    .collect()
+            })
+            .collect();
+        let registries = endpoints
+            .iter()
+            .map(|e: &Vec<Endpoint>| Registry::new(Time::ZERO, e.clone()))
+            .collect();
         let mut world = World {
+            endpoints,
+            registries,
             services,
             instances,
             zones,
@@ -230,14 +261,7 @@ impl World {
         let mut lb = policy.balancer.load_balancer(policy.lb)?;
         fleet.zone = Zone(zone);
         lb.set_local_fleet(fleet);
-        let endpoints: Vec<Endpoint> = (0..svc.count)
-            .map(|i| Endpoint {
-                id: meshsim_core::EndpointId(i),
-                key: format!("{}-{i}", svc.name),
-                weight: 1,
-                zone: Zone(self.instances[(svc.first + i) as usize].zone),
-            })
-            .collect();
+        let endpoints = self.endpoints[callee as usize].clone();
         let ids: Vec<meshsim_core::EndpointId> = endpoints.iter().map(|e| e.id).collect();
         lb.update(EndpointChange::Reset(endpoints), Time::ZERO)?;
         let outlier = match &policy.outlier {
@@ -249,6 +273,30 @@ impl World {
             None => None,
         };
         let idx = self.sidecars.len() as u32;
+        let mut rng = stream(seed, "sidecar", u64::from(idx));
+        let mut health = Vec::new();
+        if let Some(h) = &policy.health_check {
+            let hc = h.try_new()?;
+            for id in &ids {
+                let checker = hc.start(Time::ZERO, &mut rng);
+                // Envoy: hosts start unhealthy until their first check passes.
+                lb.set_health(
+                    *id,
+                    HealthFlag::ActiveCheck,
+                    !checker.is_healthy(),
+                    Time::ZERO,
+                );
+                health.push((checker, None));
+            }
+        }
+        let view = match &policy.discovery {
+            Some(d) => Some((
+                d.try_new()?
+                    .client(Time::ZERO, &self.registries[callee as usize], &mut rng),
+                None,
+            )),
+            None => None,
+        };
         self.sidecars.push(Sidecar {
             callee,
             zone,
@@ -258,9 +306,11 @@ impl World {
             budget: policy.retry_budget.try_new()?,
             retry: policy.retry.try_new()?,
             latency: policy.sidecar.latency,
-            rng: stream(seed, "sidecar", u64::from(idx)),
+            rng,
             active: 0,
             active_retries: 0,
+            health,
+            view,
         });
         Ok(idx)
     }

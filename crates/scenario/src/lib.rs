@@ -519,14 +519,20 @@ impl Scenario {
             .collect();
         for (i, f) in self.faults.iter().enumerate() {
             let k = |x: &str| format!("faults[{i}].{x}");
-            if f.kind == FaultKind::ZoneOutage {
+            if matches!(f.kind, FaultKind::ZoneOutage | FaultKind::Partition) {
                 match &f.zone {
                     Some(z) if zones.contains(&z.as_str()) => {}
                     Some(z) => add(
                         k("zone"),
                         format!("no instance runs in zone {z:?}; zones are {zones:?}"),
                     ),
-                    None => add(k("zone"), "a zone_outage needs a zone".into()),
+                    None => add(k("zone"), "a zone_outage or partition needs a zone".into()),
+                }
+            } else if f.kind == FaultKind::DiscoveryOutage {
+                if let Some(n) = f.service.as_deref() {
+                    if self.service(n).is_none() {
+                        add(k("service"), format!("no service named {n:?}"));
+                    }
                 }
             } else {
                 match f.service.as_deref().map(|n| (n, self.service(n))) {

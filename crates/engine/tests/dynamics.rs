@@ -1,0 +1,312 @@
+//! Health checking, discovery lag, partitions, GC pauses, and time-varying
+//! workloads: each with the timing its configuration implies.
+
+use meshsim_engine::simulate;
+use meshsim_results::RunTables;
+use meshsim_scenario::Scenario;
+
+fn scenario(body: &str) -> Scenario {
+    Scenario::from_toml(body, "test.toml").unwrap()
+}
+
+fn errors_in(t: &RunTables, from: f64, to: f64) -> u64 {
+    t.timeseries
+        .iter()
+        .filter(|w| w.window_start_s >= from && w.window_start_s < to)
+        .map(|w| w.errors)
+        .sum()
+}
+
+/// Ten instances behind round robin, one client at 1000 requests/s;
+/// instance 3 crashes at 20.5 s and restarts at 40 s.
+fn crash_with(policy: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+[run]
+duration = "60s"
+seed = 5
+[workload]
+rate = 1000
+entry = "s"
+[[services]]
+name = "s"
+instances = 10
+concurrency = 8
+service_time = {{ dist = "exponential", mean = "1ms" }}
+[mesh.defaults]
+balancer = {{ kind = "round_robin" }}
+{policy}
+[[faults]]
+kind = "crash"
+service = "s"
+instance = 3
+at = "20500ms"
+duration = "19500ms"
+"#
+    ))
+}
+
+#[test]
+fn health_checks_remove_a_crashed_instance_after_the_unhealthy_threshold() {
+    // Checks every 1 s from t = 0 (the network is instantaneous here, so a
+    // check's answer comes at once and the next is due 1 s later). After the
+    // crash at 20.5 s the checks at 21, 22 and 23 s fail; the third makes it
+    // unhealthy (unhealthy_threshold = 3) at 23 s. Until then round robin
+    // sends it every 10th request: 2.5 s × 1000/s ÷ 10 = 250 refused
+    // connections, ±5 sd of the Poisson arrival count (sd = √2500/10 = 5).
+    let t = simulate(&crash_with(
+        r#"health_check = { interval = "1s", timeout = "500ms", unhealthy_threshold = 3, healthy_threshold = 2, no_traffic_interval = "1s" }"#,
+    ))
+    .unwrap()
+    .tables;
+    assert_eq!(errors_in(&t, 0.0, 20.0), 0);
+    let during = errors_in(&t, 20.0, 23.0);
+    assert!((225..=275).contains(&during), "{during}");
+    assert_eq!(
+        errors_in(&t, 23.0, 60.0),
+        0,
+        "no errors once it is marked unhealthy"
+    );
+    // It restarts at 40 s; checks at 40 and 41 s pass (healthy_threshold = 2)
+    // and it takes traffic again: its share over the measured minute is
+    // below a tenth but well above what 20.5 s alone would give (3.4%).
+    let i3 = t.instances.iter().find(|i| i.instance == 3).unwrap();
+    assert!(i3.share > 0.05 && i3.share < 0.1, "{}", i3.share);
+}
+
+#[test]
+fn callers_keep_a_crashed_instance_until_discovery_catches_up() {
+    // The registry drops the instance when it crashes; each caller's view
+    // sees that 2 s later (push with a fixed delay). Errors: 2 s × 100/s.
+    let t = simulate(&crash_with(
+        r#"discovery = { mode = "push", delay = { fixed = "2s" } }"#,
+    ))
+    .unwrap()
+    .tables;
+    assert_eq!(errors_in(&t, 0.0, 20.0), 0);
+    let during = errors_in(&t, 20.0, 23.0);
+    // 200 expected; sd = √2000/10 ≈ 4.5. Allow ±25.
+    assert!((175..=225).contains(&during), "{during}");
+    assert_eq!(errors_in(&t, 23.0, 60.0), 0);
+}
+
+#[test]
+fn a_discovery_outage_freezes_the_callers_view() {
+    // The same crash, but the registry stops propagating from 15 s to 30 s:
+    // callers keep the dead instance until the outage ends (plus the 2 s
+    // delay), so errors run from 20.5 s to 32 s.
+    let t = simulate(&crash_with(
+        r#"discovery = { mode = "push", delay = { fixed = "2s" } }
+[[faults]]
+kind = "discovery_outage"
+service = "s"
+at = "15s"
+duration = "15s""#,
+    ))
+    .unwrap()
+    .tables;
+    let during = errors_in(&t, 20.0, 33.0);
+    // 11.5 s × 100/s = 1150, sd ≈ √11500/10 ≈ 11; allow ±60.
+    assert!((1090..=1210).contains(&during), "{during}");
+    assert_eq!(errors_in(&t, 33.0, 60.0), 0);
+}
+
+#[test]
+fn a_partition_times_out_cross_zone_calls_only_while_it_lasts() {
+    let t = simulate(&scenario(
+        r#"
+[run]
+duration = "30s"
+seed = 8
+[workload]
+rate = 500
+entry = "web"
+clients = 2
+[[services]]
+name = "web"
+instances = 2
+zones = ["a", "b"]
+concurrency = 64
+service_time = { dist = "constant", value = "100us" }
+calls = [{ service = "db" }]
+[[services]]
+name = "db"
+instances = 2
+zones = ["a", "b"]
+concurrency = 64
+service_time = { dist = "exponential", mean = "1ms" }
+[mesh.defaults]
+balancer = { kind = "round_robin" }
+retry = { num_retries = 0, timeout = "100ms" }
+[[faults]]
+kind = "partition"
+zone = "a"
+other_zone = "b"
+at = "10s"
+duration = "10s"
+"#,
+    ))
+    .unwrap()
+    .tables;
+    assert_eq!(errors_in(&t, 0.0, 10.0), 0);
+    // Half the web → db calls cross zones (round robin over one db per
+    // zone), and so do half the client → web calls: about 3/4 of requests
+    // meet the partition somewhere. Expect ≈ 0.75 × 500 × 10 = 3750.
+    let during = errors_in(&t, 10.0, 20.0);
+    assert!((3000..=4500).contains(&during), "{during}");
+    // Calls sent just before 20 s time out until 20.1 s at most.
+    assert_eq!(errors_in(&t, 21.0, 30.0), 0);
+    // Every failed request waited for the 100 ms route timeout.
+    let w = t
+        .timeseries
+        .iter()
+        .find(|w| w.window_start_s == 15.0)
+        .unwrap();
+    assert!(w.max_ms >= 100.0 && w.max_ms < 102.0, "{}", w.max_ms);
+}
+
+#[test]
+fn gc_pauses_stall_requests_in_service() {
+    let t = simulate(&scenario(
+        r#"
+[run]
+duration = "25s"
+seed = 4
+[workload]
+rate = 200
+entry = "s"
+[[services]]
+name = "s"
+concurrency = 4
+service_time = { dist = "exponential", mean = "1ms" }
+[[faults]]
+kind = "gc_pause"
+service = "s"
+pause = "100ms"
+every = "1s"
+at = "5s"
+duration = "10s"
+"#,
+    ))
+    .unwrap()
+    .tables;
+    // During a pause, a request arriving x ms after it starts waits
+    // 100 − x ms. At 200 arrivals/s the first arrives after 50 ms with
+    // probability e^{−10} ≈ 5e-5, so each second's worst latency is at least
+    // 50 ms; and at most the pause plus a service time (> 15 ms: e^{−15}).
+    for w in t
+        .timeseries
+        .iter()
+        .filter(|w| (5.0..15.0).contains(&w.window_start_s))
+    {
+        assert!(
+            w.max_ms >= 50.0 && w.max_ms < 115.0,
+            "{}: {}",
+            w.window_start_s,
+            w.max_ms
+        );
+    }
+    // Outside them, at ρ = 0.2 a sojourn above 40 ms has probability
+    // e^{−800·0.04} ≈ 1e-14.
+    for w in t
+        .timeseries
+        .iter()
+        .filter(|w| w.window_start_s >= 16.0 || w.window_start_s < 5.0)
+    {
+        assert!(w.max_ms < 40.0, "{}: {}", w.window_start_s, w.max_ms);
+    }
+}
+
+#[test]
+fn phases_ramps_and_diurnal_shape_the_arrival_rate() {
+    let t = simulate(&scenario(
+        r#"
+[run]
+duration = "40s"
+seed = 12
+[workload]
+rate = 100
+entry = "s"
+phases = [
+  { duration = "10s", rate = 100 },
+  { duration = "10s", rate = 100, ramp_to = 1000 },
+  { duration = "10s", rate = 1000 },
+]
+[[services]]
+name = "s"
+instances = 4
+concurrency = 16
+service_time = { dist = "constant", value = "100us" }
+"#,
+    ))
+    .unwrap()
+    .tables;
+    let count = |s: f64| {
+        t.timeseries
+            .iter()
+            .find(|w| w.window_start_s == s)
+            .unwrap()
+            .count as f64
+    };
+    // Poisson counts: allow 5 sd (√λ) around each expected rate.
+    for (s, rate) in [(5.0, 100.0), (15.0, 595.0), (25.0, 1000.0), (35.0, 100.0)] {
+        let c = count(s);
+        assert!(
+            (c - rate).abs() <= 5.0 * f64::sqrt(rate),
+            "window {s}: {c} vs {rate}"
+        );
+    }
+    let d = simulate(&scenario(
+        r#"
+[run]
+duration = "20s"
+seed = 13
+[workload]
+rate = 1000
+entry = "s"
+diurnal = { period = "20s", amplitude = 0.5 }
+[[services]]
+name = "s"
+instances = 4
+concurrency = 16
+service_time = { dist = "constant", value = "100us" }
+"#,
+    ))
+    .unwrap()
+    .tables;
+    let half = |from: f64, to: f64| -> f64 {
+        d.timeseries
+            .iter()
+            .filter(|w| (from..to).contains(&w.window_start_s))
+            .map(|w| w.count as f64)
+            .sum()
+    };
+    // ∫ 1000(1 ± 0.5 sin) over a half period of 10 s = 10000 (1 ± 1/π).
+    let (up, down) = (half(0.0, 10.0), half(10.0, 20.0));
+    let (eu, ed) = (
+        10_000.0 * (1.0 + 1.0 / std::f64::consts::PI),
+        10_000.0 * (1.0 - 1.0 / std::f64::consts::PI),
+    );
+    assert!((up - eu).abs() <= 5.0 * eu.sqrt(), "{up} vs {eu}");
+    assert!((down - ed).abs() <= 5.0 * ed.sqrt(), "{down} vs {ed}");
+}
+
+#[test]
+fn a_request_limit_stops_generation() {
+    let sc = scenario(
+        r#"
+[run]
+duration = "10s"
+requests = 500
+[workload]
+rate = 1000
+entry = "s"
+[[services]]
+name = "s"
+service_time = { dist = "constant", value = "100us" }
+"#,
+    );
+    let out = simulate(&sc).unwrap();
+    assert_eq!(out.accounting.generated, 500);
+    assert_eq!(out.accounting.completed, 500);
+}
