@@ -59,6 +59,8 @@ pub(crate) enum Event {
     DiscoveryDue { sidecar: u32, at: Time },
     /// GC-pause fault `i` pauses its targets now.
     GcPause { i: u32 },
+    /// A call's hedge timer (stale if its deadline has moved).
+    HedgeDue { call: Ref, at: Time },
 }
 
 pub(crate) const OPEN: u32 = u32::MAX;
@@ -73,6 +75,8 @@ enum Parent {
 struct Call {
     /// Attempts sent, to cancel the outstanding ones when the call ends.
     attempts: Vec<Ref>,
+    /// Hedging state and its queued timer, when the policy hedges.
+    hedge: Option<(meshsim_core::retry::hedge::HedgeState, Option<Time>)>,
     parent: Parent,
     sidecar: u32,
     retry: RetryState,
@@ -83,6 +87,8 @@ struct Call {
 
 #[derive(Debug)]
 struct Attempt {
+    /// 0 for the first attempt of its call, then 1, 2, …
+    number: u32,
     call: Ref,
     endpoint: u32,
     inst: u32,
@@ -280,6 +286,7 @@ impl<'a> Sim<'a> {
                 } => self.on_health_result(sidecar, host, healthy),
                 Event::DiscoveryDue { sidecar, at } => self.on_discovery_due(sidecar, at),
                 Event::GcPause { i } => self.on_gc_pause(i as usize),
+                Event::HedgeDue { call, at } => self.on_hedge_due(call, at),
             }
         }
         // Root calls still open at the end.
@@ -351,7 +358,14 @@ impl<'a> Sim<'a> {
         s.budget.on_request(now);
         s.active += 1;
         let deadline = retry.next_deadline();
+        let hedge = s.hedger.as_ref().map(|h| {
+            (
+                h.start(now, s.retry.per_try_timeout(), s.retry.conditions()),
+                None,
+            )
+        });
         let call = self.calls.insert(Call {
+            hedge,
             attempts: Vec::new(),
             parent,
             sidecar,
@@ -364,6 +378,7 @@ impl<'a> Sim<'a> {
             self.q.push(d, Event::CallTimeout { call });
         }
         self.send_attempt(call, false);
+        self.arm_hedge(call);
     }
 
     fn send_attempt(&mut self, call: Ref, retry: bool) {
@@ -408,7 +423,10 @@ impl<'a> Sim<'a> {
         let attempt_deadline = c.retry.attempt_deadline(now);
         let (zone, latency, callee) = (s.zone, s.latency, s.callee);
         let inst = self.w.services[callee as usize].first + id.0;
+        let number = c.attempts.len() as u32;
+        let hedged = c.hedge.is_some();
         let att = self.atts.insert(Attempt {
+            number,
             call,
             endpoint: id.0,
             inst,
@@ -422,7 +440,9 @@ impl<'a> Sim<'a> {
         if let Some((h, _)) = self.w.sidecars[sc_idx].health.get_mut(id.0 as usize) {
             h.on_traffic();
         }
-        if per_try.is_some() && attempt_deadline != Time::MAX {
+        // With hedging, a per-try timeout starts another attempt (the
+        // hedge timer) instead of abandoning this one.
+        if !hedged && per_try.is_some() && attempt_deadline != Time::MAX {
             self.q.push(attempt_deadline, Event::AttemptTimeout { att });
         }
         let to_zone = self.w.instances[inst as usize].zone;
@@ -502,6 +522,19 @@ impl<'a> Sim<'a> {
             }
             return;
         }
+        if let Some((hs, _)) = &mut c.hedge {
+            if outcome.is_success() {
+                if let Some(h) = &mut s.hedger {
+                    h.on_completion(done.latency);
+                }
+            }
+            match hs.on_response(now, a.number, outcome) {
+                meshsim_core::retry::hedge::Resolution::Win(_)
+                | meshsim_core::retry::hedge::Resolution::Fail => self.finish_call(a.call, outcome),
+                meshsim_core::retry::hedge::Resolution::Wait => self.arm_hedge(a.call),
+            }
+            return;
+        }
         let (active, active_retries) = (s.active, s.active_retries);
         let budget = &mut s.budget;
         let decision = c.retry.on_attempt_result(
@@ -566,10 +599,17 @@ impl<'a> Sim<'a> {
                 .calls
                 .record((now - start).as_nanos(), error);
         }
-        // Envoy resets upstream requests still out when the route gives up.
+        // Envoy resets upstream requests still out when the route gives up
+        // (a timeout for the host), or when a hedge won (a cancellation,
+        // reported as a local reject, which outlier detection ignores).
+        let cancel = if outcome == Outcome::Timeout {
+            Outcome::Timeout
+        } else {
+            Outcome::LocalReject
+        };
         for a in attempts {
             if let Some(at) = self.atts.remove(a) {
-                self.complete_attempt(at, Outcome::Timeout);
+                self.complete_attempt(at, cancel);
             }
         }
         match parent {
@@ -919,6 +959,50 @@ impl<'a> Sim<'a> {
                 },
             );
         }
+    }
+
+    fn arm_hedge(&mut self, call: Ref) {
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if c.done {
+            return;
+        }
+        if let Some((hs, queued)) = &mut c.hedge {
+            let next = hs.next_deadline();
+            if next != *queued {
+                *queued = next;
+                if let Some(at) = next {
+                    self.q.push(at.max(self.now), Event::HedgeDue { call, at });
+                }
+            }
+        }
+    }
+
+    fn on_hedge_due(&mut self, call: Ref, at: Time) {
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        let Some((hs, queued)) = &mut c.hedge else {
+            return;
+        };
+        if c.done || *queued != Some(at) {
+            return; // superseded
+        }
+        *queued = None;
+        if hs.on_timer(now).is_some() {
+            let callee = self.w.sidecars[c.sidecar as usize].callee as usize;
+            if now >= self.warmup {
+                // Hedges count with retries: attempts beyond the first.
+                self.svc_stats[callee].calls.record_retry();
+                if matches!(c.parent, Parent::Root { .. }) {
+                    self.e2e.record_retry();
+                }
+            }
+            self.send_attempt(call, false);
+        }
+        self.arm_hedge(call);
     }
 
     fn partitioned(&self, a: u16, b: u16) -> bool {

@@ -65,6 +65,8 @@ pub(crate) struct Sidecar {
     pub health: Vec<(HealthChecker, Option<Time>)>,
     /// This caller's view of the registry, and its queued timer.
     pub view: Option<(ClientView, Option<Time>)>,
+    /// Hedging, when the policy asks for it.
+    pub hedger: Option<meshsim_core::retry::hedge::Hedger>,
 }
 
 /// Everything that does not change while the simulation runs, plus the
@@ -311,6 +313,10 @@ impl World {
             active_retries: 0,
             health,
             view,
+            hedger: match policy.hedge.mode {
+                meshsim_core::retry::hedge::HedgeMode::Off => None,
+                _ => Some(policy.hedge.try_new()?),
+            },
         });
         Ok(idx)
     }

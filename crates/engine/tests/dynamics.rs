@@ -310,3 +310,56 @@ service_time = { dist = "constant", value = "100us" }
     assert_eq!(out.accounting.generated, 500);
     assert_eq!(out.accounting.completed, 500);
 }
+
+fn hedged(hedge: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+[run]
+duration = "101s"
+warmup = "1s"
+seed = 14
+[workload]
+rate = 100
+entry = "s"
+[[services]]
+name = "s"
+instances = 2
+concurrency = 16
+service_time = {{ dist = "exponential", mean = "1ms" }}
+overrides = [{{ instance = 1, slowdown = 50.0 }}]
+[mesh.defaults]
+balancer = {{ kind = "random" }}
+retry = {{ retry_host_predicate_previous_hosts = true, host_selection_retry_max_attempts = 20 }}
+{hedge}
+"#
+    ))
+}
+
+#[test]
+fn hedging_after_a_delay_cuts_the_tail_for_a_measured_extra_load() {
+    let plain = simulate(&hedged("")).unwrap().tables;
+    let with = simulate(&hedged(
+        r#"hedge = { mode = { kind = "after_delay", delay = "5ms" }, max_attempts = 2 }"#,
+    ))
+    .unwrap()
+    .tables;
+    // Without hedging half the requests meet the slow instance (exponential,
+    // mean 50 ms): the overall p99 is its 98th percentile, 50·ln 50 ≈ 196 ms.
+    assert!(
+        plain.summary[0].p99_ms > 150.0,
+        "{}",
+        plain.summary[0].p99_ms
+    );
+    // With a hedge at 5 ms to the other (not yet tried) instance, a request
+    // takes at most ≈ 5 ms + a fast service time; p99 of that is
+    // 5 + ln(100)·1 ≈ 9.6 ms. (Random picks are independent of the hedges;
+    // the previous-hosts predicate re-draws up to 20 times, so a hedge
+    // lands on the slow host again with probability 2^-21.)
+    assert!(with.summary[0].p99_ms < 15.0, "{}", with.summary[0].p99_ms);
+    // Hedges sent: requests that went to the slow instance and outlived
+    // 5 ms (P = e^{−0.1} = 0.905), plus fast ones slower than 5 ms
+    // (e^{−5} = 0.007): (0.905 + 0.007)/2 = 0.456 of 10,000 requests;
+    // binomial sd ≈ 50. Allow ±5 sd.
+    let ratio = with.summary[0].retries as f64 / with.summary[0].count as f64;
+    assert!((ratio - 0.456).abs() < 0.025, "{ratio}");
+}
