@@ -24,7 +24,7 @@ mod slab;
 mod streams;
 mod world;
 
-pub use model::{simulate, Accounting, Output};
+pub use model::{simulate, simulate_with_progress, Accounting, Output};
 pub use streams::stream;
 
 /// Why a simulation could not run.

@@ -34,8 +34,17 @@ pub struct Accounting {
 
 /// Runs `sc` (validated) with its seed.
 pub fn simulate(sc: &Scenario) -> Result<Output, EngineError> {
+    simulate_with_progress(sc, &mut |_| {})
+}
+
+/// [`simulate`], reporting the fraction of simulated time done (0 to 1)
+/// now and then, for a progress bar. The callback cannot change the run.
+pub fn simulate_with_progress(
+    sc: &Scenario,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Output, EngineError> {
     let mut sim = Sim::new(sc)?;
-    sim.run();
+    sim.run(progress);
     sim.settle_busy();
     let measured_s = (sim.end - sim.warmup).as_secs_f64();
     let mut summary = vec![sim.e2e.row("end_to_end", measured_s)];

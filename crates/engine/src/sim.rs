@@ -261,13 +261,18 @@ impl<'a> Sim<'a> {
         Ok(sim)
     }
 
-    pub fn run(&mut self) {
+    /// Runs to the end; `progress` hears the fraction of simulated time
+    /// done every 65,536 events.
+    pub fn run(&mut self, progress: &mut dyn FnMut(f64)) {
         while let Some((t, ev)) = self.q.pop() {
             if t > self.end {
                 break;
             }
             self.now = t;
             self.events += 1;
+            if self.events % 65_536 == 0 {
+                progress(t.0 as f64 / self.end.0.max(1) as f64);
+            }
             match ev {
                 Event::Arrival { user } => self.on_arrival(user),
                 Event::Arrive { att } => self.on_arrive(att),

@@ -113,6 +113,7 @@ fn random_round_robin_and_two_choices_order_as_theory_says() {
     let random = simulate(&four_servers("random")).unwrap().tables;
     let rr = simulate(&four_servers("round_robin")).unwrap().tables;
     let p2c = simulate(&four_servers("p2c")).unwrap().tables;
+    let lr = simulate(&four_servers("least_request")).unwrap().tables;
     // Per server over T = 100 s, Whitt's relative SE is
     // sqrt(2(1+ρ)/(ρ μ T))/(1−ρ) = sqrt(3.4/70000)/0.3 = 2.3%; four
     // independent servers average to 1.2%. Allow 5% (> 4 SE).
@@ -127,6 +128,15 @@ fn random_round_robin_and_two_choices_order_as_theory_says() {
     // are tens of percent, far beyond the 1–2% noise.
     let (r, p) = (rr.summary[0].mean_ms, p2c.summary[0].mean_ms);
     assert!(p < r && r < m * 0.85, "p2c {p} < rr {r} < random {m}");
+    // Envoy's least_request draws its two choices with replacement, so a
+    // quarter of the time both land on one server and it behaves like
+    // random: its wait lies between two distinct choices and round robin's
+    // is not guaranteed, but it beats random by far.
+    let l = lr.summary[0].mean_ms;
+    assert!(
+        p < l && l < m * 0.85,
+        "p2c {p} < least_request {l} < random {m}"
+    );
     // Round robin with one client *sends* every server the same count ±1;
     // completions in the measured period differ only by the requests queued
     // at a server at the warm-up and end boundaries. At ρ = 0.7 a queue longer
