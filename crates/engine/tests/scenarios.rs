@@ -1,0 +1,83 @@
+//! The ready scenarios in `scenarios/` do what their headers say.
+
+use meshsim_engine::simulate;
+use meshsim_scenario::{load, Scenario};
+
+fn shipped(name: &str, sets: &[(&str, &str)]) -> Scenario {
+    let path = format!("{}/../../scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let sets: Vec<(String, String)> = sets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load(&text, &path, &sets).unwrap()
+}
+
+fn errors_after(t: &meshsim_results::RunTables, from: f64) -> u64 {
+    t.timeseries
+        .iter()
+        .filter(|w| w.window_start_s >= from)
+        .map(|w| w.errors)
+        .sum()
+}
+
+#[test]
+fn metastable_failure_persists_without_a_budget_and_clears_with_one() {
+    // Without a budget: every request still fails in the last ten seconds,
+    // 35 s after the spike ended (700/s × 10 s, all failing, minus Poisson
+    // noise: more than 6,000).
+    let storm = simulate(&shipped("metastable.toml", &[])).unwrap().tables;
+    assert_eq!(
+        errors_after(&storm, 0.0) - errors_after(&storm, 20.0),
+        0,
+        "healthy before the spike"
+    );
+    assert!(
+        errors_after(&storm, 50.0) > 6_000,
+        "{}",
+        errors_after(&storm, 50.0)
+    );
+    // With Finagle's budget the backlog drains and errors stop.
+    let budget = simulate(&shipped(
+        "metastable.toml",
+        &[("mesh.defaults.retry_budget", r#"{ kind = "tps" }"#)],
+    ))
+    .unwrap()
+    .tables;
+    assert_eq!(errors_after(&budget, 50.0), 0);
+}
+
+#[test]
+fn discovery_lag_leaves_new_instances_idle() {
+    // Instances 3–5 start at 20 s, but 30 s polling through a 30 s cache
+    // hides them for up to a minute: over the run they serve clearly less
+    // than the first three. With a 100 ms push they catch up almost at once.
+    let share = |t: &meshsim_results::RunTables, i: u32| {
+        t.instances.iter().find(|r| r.instance == i).unwrap().share
+    };
+    let polled = simulate(&shipped("discovery-lag.toml", &[]))
+        .unwrap()
+        .tables;
+    let pushed = simulate(&shipped(
+        "discovery-lag.toml",
+        &[(
+            "mesh.defaults.discovery",
+            r#"{ mode = "push", delay = { fixed = "100ms" } }"#,
+        )],
+    ))
+    .unwrap()
+    .tables;
+    let late = |t| (3..6).map(|i| share(t, i)).sum::<f64>();
+    // Up for the last 100 of 120 s and sharing evenly then, the late three
+    // would hold (100/120) × 1/2 = 0.4167 of the traffic with instant
+    // discovery (the 100 ms push costs 0.1/120 of that); with 300k requests
+    // the binomial noise is ~0.001. Polling leaves them well short.
+    let expect = 100.0 / 120.0 / 2.0;
+    assert!((late(&pushed) - expect).abs() < 0.01, "{}", late(&pushed));
+    assert!(
+        late(&polled) < late(&pushed) - 0.05,
+        "{} vs {}",
+        late(&polled),
+        late(&pushed)
+    );
+}
