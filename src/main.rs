@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod algorithms;
 mod run;
+mod schema;
 
 /// Service-mesh simulator and benchmarking harness.
 #[derive(Parser, Debug)]
@@ -22,6 +23,8 @@ enum Command {
     Algorithms(algorithms::Args),
     /// Simulate a scenario and write its result tables.
     Run(run::Args),
+    /// Print the JSON Schema of scenario files (for editor completion).
+    Schema(schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Algorithms(args) => algorithms::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Schema(args) => schema::run(&args),
     };
     match result {
         Ok(code) => code,

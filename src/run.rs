@@ -37,7 +37,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(seed) = args.seed {
         sets.push(("run.seed".into(), seed.to_string()));
     }
-    let scenario = meshsim_scenario::load(&text, &file, &sets)?;
+    // Data files named in the scenario (empirical distributions) are
+    // relative to the scenario file's directory.
+    let base_dir = args.scenario.parent().unwrap_or(Path::new(""));
+    let scenario = meshsim_scenario::load_in(&text, &file, &sets, base_dir)?;
     // Wall time goes to meta.json only, never into the tables.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();

@@ -39,6 +39,7 @@ use crate::time::{Nanos, Time};
 
 /// How long a pushed version takes to reach one client.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Delay {
     /// Always this long.
@@ -72,6 +73,7 @@ impl Delay {
 
 /// Push-mode settings (Istio/xDS).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
     /// From a registry change to its arrival. Default: fixed 100 ms, Istio's
@@ -88,6 +90,7 @@ impl Default for PushConfig {
 
 /// Poll-mode settings (Eureka, DNS).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct PollConfig {
     /// Time between fetches (Eureka `registryFetchIntervalSeconds` 30 s;
@@ -113,6 +116,7 @@ impl Default for PollConfig {
 
 /// How a client learns of registry changes; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum DiscoveryConfig {
     /// The control plane pushes each version after a delay.

@@ -11,6 +11,7 @@ use crate::time::Nanos;
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointId(pub u32);
 
 impl EndpointId {
@@ -32,6 +33,7 @@ impl EndpointId {
     serde::Serialize,
     serde::Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Zone(pub u16);
 
 /// One upstream endpoint as discovery describes it.
@@ -86,6 +88,7 @@ pub enum EndpointChange {
 
 /// How one attempt ended, as seen by the calling sidecar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Outcome {
     /// A response with this HTTP status (2xx–5xx) came back.
     Status(u16),

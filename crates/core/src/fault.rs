@@ -55,6 +55,7 @@ const MILLION: u64 = 1_000_000;
 
 /// How long an injected delay lasts.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Delay {
     /// Always this long (Envoy `fixed_delay`; must be positive).
@@ -75,6 +76,7 @@ pub enum Delay {
 
 /// Delay injection: how long, and for what share of requests.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DelayFault {
     /// The delay.
@@ -85,6 +87,7 @@ pub struct DelayFault {
 
 /// Abort injection: which status, and for what share of requests.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AbortFault {
     /// The HTTP status sent back, 200–599.
@@ -95,6 +98,7 @@ pub struct AbortFault {
 
 /// Configuration of a [`FaultFilter`]. By default it injects nothing.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FaultConfig {
     /// Delay injection, if any.

@@ -68,6 +68,7 @@ const MIN_INTERVAL: Nanos = Nanos::from_millis(1);
 
 /// Active health-check settings (Envoy `HealthCheck`); see the module docs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthCheckConfig {
     /// Time between checks of a healthy host (HAProxy `inter` default 2 s).
@@ -257,6 +258,7 @@ impl HealthCheck {
 
 /// The result of one health-check probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum CheckResult {
     /// The probe passed (HTTP: a status in `expected_statuses`, default 200).
     Healthy,

@@ -296,6 +296,33 @@ impl<'de> serde::Deserialize<'de> for Nanos {
     }
 }
 
+/// The pattern a duration string matches, as [`Nanos`]'s parser reads it:
+/// a decimal number, an optional space, and a unit.
+#[cfg(feature = "schema")]
+const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*(ns|us|µs|ms|s|m|h)\s*$";
+
+/// A duration string such as `"250ms"`, or the integer 0.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Nanos {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        "meshsim_core::Nanos".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: a number and a unit (ns, us, ms, s, m, h), e.g. \"250ms\", \"1.5s\", \"30us\", \"2m\"; or 0.",
+            "anyOf": [
+                { "type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "1.5s", "30us"] },
+                { "type": "integer", "const": 0 }
+            ]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ mod streams;
 mod world;
 
 pub use model::{simulate, simulate_with_progress, Accounting, Output};
+pub use sample::Sampler;
 pub use streams::stream;
 
 /// Why a simulation could not run.

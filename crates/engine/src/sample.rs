@@ -1,7 +1,7 @@
 //! Sampling service times from scenario distributions.
 
 use meshsim_scenario::Dist;
-use rand_distr::{Distribution, Exp, LogNormal};
+use rand_distr::{Distribution, Exp, Gamma, LogNormal, Pareto, StandardUniform, Uniform};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// A ready-to-sample distribution (nanoseconds).
@@ -13,30 +13,166 @@ pub enum Sampler {
     Exp(Exp<f64>),
     /// Lognormal.
     LogNormal(LogNormal<f64>),
+    /// Gamma.
+    Gamma(Gamma<f64>),
+    /// Pareto.
+    Pareto(Pareto<f64>),
+    /// Uniform on a closed interval.
+    Uniform(Uniform<f64>),
+    /// One of the values, each with equal probability.
+    Empirical {
+        /// The values in nanoseconds.
+        values: Vec<f64>,
+        /// Draws an index into `values`.
+        index: Uniform<usize>,
+    },
+    /// Part i with probability `cumulative[i] − cumulative[i−1]`.
+    Mixture {
+        /// Cumulative normalised weights; the last is 1.
+        cumulative: Vec<f64>,
+        /// The parts' samplers.
+        parts: Vec<Sampler>,
+    },
 }
 
 impl Sampler {
     /// Builds a sampler for a validated distribution.
     pub fn new(d: &Dist) -> Result<Sampler, String> {
+        d.validate()?;
+        let ns = |n: meshsim_core::Nanos| n.as_nanos() as f64;
         Ok(match d {
-            Dist::Constant { value } => Sampler::Constant(value.as_nanos() as f64),
+            Dist::Constant { value } => Sampler::Constant(ns(*value)),
             Dist::Exponential { mean } => {
-                Sampler::Exp(Exp::new(1.0 / mean.as_nanos() as f64).map_err(|e| e.to_string())?)
+                Sampler::Exp(Exp::new(1.0 / ns(*mean)).map_err(|e| e.to_string())?)
             }
             Dist::Lognormal { .. } => {
                 let (mu, sigma) = d.lognormal_params().ok_or("invalid lognormal")?;
                 Sampler::LogNormal(LogNormal::new(mu, sigma).map_err(|e| e.to_string())?)
+            }
+            // unit × e^(μ + σZ) = e^(μ + ln unit + σZ): a lognormal in ns.
+            Dist::LognormalParams { mu, sigma, unit } => Sampler::LogNormal(
+                LogNormal::new(mu + ns(*unit).ln(), *sigma).map_err(|e| e.to_string())?,
+            ),
+            Dist::Gamma { mean, shape } => {
+                Sampler::Gamma(Gamma::new(*shape, ns(*mean) / shape).map_err(|e| e.to_string())?)
+            }
+            Dist::Pareto { scale, shape } => {
+                Sampler::Pareto(Pareto::new(ns(*scale), *shape).map_err(|e| e.to_string())?)
+            }
+            Dist::Uniform { min, max } if min == max => Sampler::Constant(ns(*min)),
+            Dist::Uniform { min, max } => Sampler::Uniform(
+                Uniform::new_inclusive(ns(*min), ns(*max)).map_err(|e| e.to_string())?,
+            ),
+            Dist::Empirical { values, .. } => Sampler::Empirical {
+                values: values.iter().map(|v| ns(*v)).collect(),
+                index: Uniform::new(0, values.len()).map_err(|e| e.to_string())?,
+            },
+            Dist::Mixture { parts } => {
+                let total: f64 = parts.iter().map(|p| p.weight).sum();
+                let mut acc = 0.0;
+                let cumulative = parts
+                    .iter()
+                    .map(|p| {
+                        acc += p.weight;
+                        acc / total
+                    })
+                    .collect();
+                Sampler::Mixture {
+                    cumulative,
+                    parts: parts
+                        .iter()
+                        .map(|p| Sampler::new(&p.dist))
+                        .collect::<Result<_, _>>()?,
+                }
             }
         })
     }
 
     /// One sample in nanoseconds, scaled by `factor`, at least 0.
     pub fn sample(&self, rng: &mut Xoshiro256PlusPlus, factor: f64) -> u64 {
-        let x = match self {
+        (self.draw(rng) * factor).round().max(0.0) as u64
+    }
+
+    /// One unscaled sample in nanoseconds.
+    fn draw(&self, rng: &mut Xoshiro256PlusPlus) -> f64 {
+        match self {
             Sampler::Constant(v) => *v,
             Sampler::Exp(e) => e.sample(rng),
             Sampler::LogNormal(l) => l.sample(rng),
+            Sampler::Gamma(g) => g.sample(rng),
+            Sampler::Pareto(p) => p.sample(rng),
+            Sampler::Uniform(u) => u.sample(rng),
+            Sampler::Empirical { values, index } => values[index.sample(rng)],
+            Sampler::Mixture { cumulative, parts } => {
+                let u: f64 = StandardUniform.sample(rng);
+                // The first part whose cumulative weight exceeds u; parts
+                // of weight 0 are never chosen. The clamp covers a last
+                // cumulative weight that rounding left just below 1.
+                let i = cumulative.partition_point(|&c| c <= u).min(parts.len() - 1);
+                parts[i].draw(rng)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshsim_core::Nanos;
+    use meshsim_scenario::MixturePart;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn zero_weight_parts_are_never_drawn() {
+        let d = Dist::Mixture {
+            parts: vec![
+                MixturePart {
+                    weight: 0.0,
+                    dist: Dist::Constant {
+                        value: Nanos::from_millis(7),
+                    },
+                },
+                MixturePart {
+                    weight: 2.0,
+                    dist: Dist::Constant {
+                        value: Nanos::from_millis(1),
+                    },
+                },
+                MixturePart {
+                    weight: 0.0,
+                    dist: Dist::Constant {
+                        value: Nanos::from_millis(9),
+                    },
+                },
+            ],
         };
-        (x * factor).round().max(0.0) as u64
+        let s = Sampler::new(&d).unwrap();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        for _ in 0..10_000 {
+            assert_eq!(s.sample(&mut rng, 1.0), 1_000_000);
+        }
+    }
+
+    #[test]
+    fn invalid_distributions_are_refused() {
+        let d = Dist::Gamma {
+            mean: Nanos::from_millis(1),
+            shape: -1.0,
+        };
+        assert!(Sampler::new(&d).unwrap_err().contains("gamma shape"));
+    }
+
+    #[test]
+    fn uniform_stays_in_its_interval_and_factor_scales() {
+        let d = Dist::Uniform {
+            min: Nanos::from_millis(2),
+            max: Nanos::from_millis(3),
+        };
+        let s = Sampler::new(&d).unwrap();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        for _ in 0..10_000 {
+            let x = s.sample(&mut rng, 2.0);
+            assert!((4_000_000..=6_000_000).contains(&x), "{x}");
+        }
     }
 }

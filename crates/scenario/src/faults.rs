@@ -3,7 +3,7 @@
 use meshsim_core::Nanos;
 
 /// A fault applied from `at` for `duration` (to the end of the run if absent).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     /// What happens.
@@ -44,7 +44,9 @@ pub struct Fault {
 }
 
 /// Kinds of fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// The instance dies: requests in progress are reset, new connections are

@@ -10,7 +10,7 @@
 ///   { parallel = [{ service = "a" }, { service = "b", probability = 0.5 }] },
 /// ]
 /// ```
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Call this service (a one-call step).
@@ -25,7 +25,7 @@ pub struct Step {
 }
 
 /// One call in a parallel group.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Call {
     /// The called service.

@@ -29,17 +29,19 @@ mod graph;
 mod mesh;
 mod network;
 
-pub use dist::Dist;
+pub use dist::{parse_empirical, Dist, MixturePart};
 pub use error::{Problem, ScenarioError};
 pub use faults::{Fault, FaultKind};
 pub use graph::{Call, Step};
 pub use mesh::{EdgePolicy, Mesh, Policy, Sidecar, CLIENT};
 pub use network::Network;
 
+use std::path::Path;
+
 use meshsim_core::Nanos;
 
 /// A whole scenario.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// How long, which seed, what to measure.
@@ -60,7 +62,7 @@ pub struct Scenario {
 }
 
 /// `[run]`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Run {
     /// Simulated time, warm-up included.
@@ -94,7 +96,7 @@ fn default_window() -> Nanos {
 /// intended arrival time. Closed loop (`kind = "closed"`): `users` each send
 /// one request, wait for its answer, think for `think_time`, and send the
 /// next; latency runs from the actual send.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     /// `open` or `closed`.
@@ -134,7 +136,7 @@ fn one() -> u32 {
 }
 
 /// One phase of an open-loop workload.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
     /// How long it lasts.
@@ -147,7 +149,7 @@ pub struct Phase {
 }
 
 /// `rate × (1 + amplitude × sin(2π (t + phase) / period))`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Diurnal {
     /// The period (e.g. "24h", or "60s" to compress a day).
@@ -160,7 +162,17 @@ pub struct Diurnal {
 }
 
 /// Open or closed loop.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkloadKind {
     /// Arrivals at a fixed rate, independent of responses.
@@ -171,7 +183,17 @@ pub enum WorkloadKind {
 }
 
 /// Inter-arrival process of an open-loop workload.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrivals {
     /// Exponential inter-arrival times.
@@ -182,7 +204,7 @@ pub enum Arrivals {
 }
 
 /// `[[services]]`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// Unique name.
@@ -227,7 +249,7 @@ impl Service {
 }
 
 /// A change to one instance.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Override {
     /// Instance index.
@@ -242,10 +264,31 @@ fn unit() -> f64 {
 }
 
 impl Scenario {
-    /// Parses and validates `text`; `file` names it in errors.
+    /// Parses and validates `text`; `file` names it in errors. Data files
+    /// (`empirical` distributions) with relative paths are read relative to
+    /// the current directory; see [`Scenario::from_toml_in`].
     pub fn from_toml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::parse(file, text, &e))?;
-        let problems = s.validate();
+        Scenario::from_toml_in(text, file, Path::new(""))
+    }
+
+    /// Parses `text`, reads its data files (relative paths against
+    /// `base_dir`, normally the scenario file's directory) and validates it;
+    /// `file` names it in errors.
+    pub fn from_toml_in(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+    ) -> Result<Scenario, ScenarioError> {
+        let mut s: Scenario =
+            toml::from_str(text).map_err(|e| ScenarioError::parse(file, text, &e))?;
+        let mut problems = s.resolve_files(base_dir);
+        // A file that could not be read also leaves its distribution empty;
+        // report that key once, with the reason.
+        for p in s.validate() {
+            if !problems.iter().any(|q| q.key == p.key) {
+                problems.push(p);
+            }
+        }
         if problems.is_empty() {
             Ok(s)
         } else {
@@ -259,6 +302,35 @@ impl Scenario {
     /// The scenario as TOML, every default filled in.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# could not render: {e}\n"))
+    }
+
+    /// Reads the data file of every `empirical` distribution (service
+    /// times, think time, network latencies, and inside mixtures), resolving
+    /// relative paths against `base_dir`. Returns a problem, keyed by the
+    /// distribution, for each file that cannot be read or holds a bad value
+    /// (with its line).
+    pub fn resolve_files(&mut self, base_dir: &Path) -> Vec<Problem> {
+        let mut dists: Vec<(String, &mut Dist)> = Vec::new();
+        if let Some(d) = self.workload.think_time.as_mut() {
+            dists.push(("workload.think_time".into(), d));
+        }
+        for (i, s) in self.services.iter_mut().enumerate() {
+            dists.push((format!("services[{i}].service_time"), &mut s.service_time));
+        }
+        if let Some(d) = self.network.latency.as_mut() {
+            dists.push(("network.latency".into(), d));
+        }
+        if let Some(d) = self.network.cross_zone.as_mut() {
+            dists.push(("network.cross_zone".into(), d));
+        }
+        dists
+            .into_iter()
+            .filter_map(|(key, d)| {
+                d.resolve_files(base_dir)
+                    .err()
+                    .map(|message| Problem { key, message })
+            })
+            .collect()
     }
 
     /// Looks up a service by name.
@@ -635,6 +707,20 @@ impl Scenario {
     }
 }
 
+/// The JSON Schema (draft 7) of scenario files, for editor completion and
+/// checking (Taplo / Even Better TOML, VS Code): every table, key, default
+/// and description. It describes the shape of a file; the checks that
+/// relate fields to each other (a call to a service that exists, warm-up
+/// shorter than the run, a possible lognormal) stay with
+/// [`Scenario::validate`].
+pub fn json_schema() -> schemars::Schema {
+    let mut schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<Scenario>();
+    schema.insert("title".into(), "meshsim scenario".into());
+    schema
+}
+
 /// Loads a scenario from `text`, applying `--set key=value` overrides first.
 ///
 /// Keys are dotted paths into the file (`run.seed`, `workload.rate`,
@@ -643,9 +729,23 @@ impl Scenario {
 /// (`services.api.instances`, `services.0.concurrency`). Values are TOML
 /// (`7`, `"p2c"`, `"250ms"`, `true`); a value that is not valid TOML is taken
 /// as a string, so `--set mesh.defaults.balancer.kind=p2c` works too.
+///
+/// Data files with relative paths are read relative to the current
+/// directory; [`load_in`] takes the scenario file's directory instead.
 pub fn load(text: &str, file: &str, sets: &[(String, String)]) -> Result<Scenario, ScenarioError> {
+    load_in(text, file, sets, Path::new(""))
+}
+
+/// [`load`], reading data files (`empirical` distributions) relative to
+/// `base_dir`, normally the directory of the scenario file.
+pub fn load_in(
+    text: &str,
+    file: &str,
+    sets: &[(String, String)],
+    base_dir: &Path,
+) -> Result<Scenario, ScenarioError> {
     if sets.is_empty() {
-        return Scenario::from_toml(text, file);
+        return Scenario::from_toml_in(text, file, base_dir);
     }
     let mut doc: toml::Table =
         toml::from_str(text).map_err(|e| ScenarioError::parse(file, text, &e))?;
@@ -665,7 +765,7 @@ pub fn load(text: &str, file: &str, sets: &[(String, String)]) -> Result<Scenari
             message: e.to_string(),
         }],
     })?;
-    Scenario::from_toml(&rendered, &format!("{file} (after --set)"))
+    Scenario::from_toml_in(&rendered, &format!("{file} (after --set)"), base_dir)
 }
 
 fn parse_value(v: &str) -> toml::Value {

@@ -11,7 +11,9 @@ use meshsim_core::retry::policy::RetryPolicyConfig;
 use meshsim_core::Nanos;
 
 /// `[mesh]`: defaults for every edge, and per-edge overrides.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Mesh {
     /// Policy for every caller → callee edge.
@@ -23,7 +25,9 @@ pub struct Mesh {
 }
 
 /// A sidecar policy: what the caller's sidecar does on calls to one upstream.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// The balancer (`meshsim algorithms --family balancer`).
@@ -61,7 +65,16 @@ pub struct Policy {
 }
 
 /// A sidecar's own cost per request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sidecar {
     /// Added once on the way out of the caller's sidecar and once on the way
@@ -71,7 +84,9 @@ pub struct Sidecar {
 }
 
 /// Overrides for the edges from `from` to `to`.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct EdgePolicy {
     /// Calling service, or `"client"` for the load generator's sidecars;

@@ -3,7 +3,9 @@
 use crate::Dist;
 
 /// One-way network latency and loss.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
     /// One-way latency within a zone (default none).

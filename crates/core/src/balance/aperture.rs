@@ -82,6 +82,7 @@ use crate::time::{Nanos, Time};
 
 /// Which aperture distributor to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApertureMode {
     /// Random order, aperture sized by the load band.
@@ -93,6 +94,7 @@ pub enum ApertureMode {
 
 /// A client's place among its peers (Finagle `ProcessCoordinate`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProcessCoordinate {
     /// This client's index among its peers, `0 ≤ instance_id < total_instances`.
@@ -110,6 +112,7 @@ impl ProcessCoordinate {
 
 /// Configuration of `aperture`; defaults are Finagle's.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ApertureConfig {
     /// Random (default) or deterministic aperture.

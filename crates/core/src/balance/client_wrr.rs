@@ -77,6 +77,7 @@ const MAX_WEIGHT: u64 = 65535;
 
 /// Configuration of `client_wrr`; defaults are gRPC's (gRFC A58).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientWrrConfig {
     /// A host's weight is used only after reports have been non-empty for

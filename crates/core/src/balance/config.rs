@@ -19,6 +19,7 @@ macro_rules! balancers {
     ($( $(#[$doc:meta])* $variant:ident($config:ty) = $name:literal, $summary:literal; )*) => {
         /// Any balancer, tagged by `kind`.
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(tag = "kind", rename_all = "snake_case")]
         pub enum BalancerConfig {
             $( $(#[$doc])* $variant($config), )*

@@ -69,6 +69,7 @@ pub const MAX_DRAWS: u32 = 100;
 
 /// Configuration of `haproxy_random`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct HaproxyRandomConfig {
     /// Random draws per pick; the least loaded (per weight) wins (HAProxy

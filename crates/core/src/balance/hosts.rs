@@ -54,6 +54,7 @@ impl Host {
 /// than `window` ago gets weight `w × max(min_weight_percent/100,
 /// (t/window)^(1/aggression))`, with `t` at least 1 ms.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SlowStartConfig {
     /// Ramp length; zero disables slow start (Envoy: unset disables it).

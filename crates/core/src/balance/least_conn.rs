@@ -36,6 +36,7 @@ use crate::time::Time;
 
 /// Configuration of `least_conn` (no knobs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct LeastConnConfig {}
 

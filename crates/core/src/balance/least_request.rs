@@ -53,6 +53,7 @@ use crate::time::Time;
 
 /// How the unweighted path chooses its candidates (Envoy `selection_method`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SelectionMethod {
     /// Draw `choice_count` hosts with replacement; fewest active wins.
@@ -64,6 +65,7 @@ pub enum SelectionMethod {
 
 /// Configuration of `least_request` (Envoy `LeastRequest`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct LeastRequestConfig {
     /// Hosts drawn per pick in `n_choices` mode (Envoy default 2; 2 to

@@ -51,6 +51,7 @@ pub const MAX_TABLE_SIZE: u64 = 5_000_011;
 
 /// Configuration of `maglev` (Envoy `Maglev`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct MaglevConfig {
     /// Number of table slots: a prime, at most 5 000 011 (Envoy default 65 537,

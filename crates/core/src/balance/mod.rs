@@ -109,6 +109,7 @@ pub trait Algorithm: Send + core::fmt::Debug {
 
 /// Settings every balancer shares (Envoy's `CommonLbConfig` and friends).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct CommonConfig {
     /// Below this percentage of healthy hosts the balancer ignores health and

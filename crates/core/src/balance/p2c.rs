@@ -15,6 +15,7 @@ use crate::time::Time;
 
 /// Configuration of `p2c` (no knobs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct P2cConfig {}
 

@@ -72,6 +72,7 @@ use crate::time::{Nanos, Time};
 
 /// Whether failed completions may lower a host's estimate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PenaltyMode {
     /// Every completion's latency is recorded as observed (tower, linkerd).
@@ -83,6 +84,7 @@ pub enum PenaltyMode {
 
 /// How failed completions are recorded (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FailurePenalty {
     /// `"none"` (default) or `"penalize"`.
@@ -102,6 +104,7 @@ impl Default for FailurePenalty {
 
 /// Configuration of `peak_ewma`; defaults are linkerd's.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct PeakEwmaConfig {
     /// Decay time constant τ (linkerd, Finagle: 10 s).

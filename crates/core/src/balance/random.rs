@@ -35,6 +35,7 @@ use crate::time::Time;
 
 /// Configuration of `random`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomConfig {
     /// Pick in proportion to weight (nginx) instead of uniformly (Envoy,

@@ -52,6 +52,7 @@ pub const MAX_RING_SIZE: u64 = 8_388_608;
 
 /// The hash that places points on the ring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HashFunction {
     /// xxHash64 with seed 0 (Envoy's default `XX_HASH`). MurmurHash2 is not offered.
@@ -61,6 +62,7 @@ pub enum HashFunction {
 
 /// Configuration of `ring_hash` (Envoy `RingHash`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RingHashConfig {
     /// The lightest host gets `ceil(min_norm_weight × this)` points (Envoy default 1024).

@@ -16,6 +16,7 @@ use crate::time::Time;
 
 /// Configuration of `round_robin` (it has no knobs of its own).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoundRobinConfig {}
 

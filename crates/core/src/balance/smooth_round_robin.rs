@@ -54,6 +54,7 @@ use crate::time::Time;
 
 /// Configuration of `smooth_round_robin` (nginx `server ... max_fails=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SmoothRoundRobinConfig {
     /// A failure lowers the effective weight by `weight / max_fails`

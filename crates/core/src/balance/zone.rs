@@ -20,6 +20,7 @@ use crate::rng::{below, Rng};
 
 /// Zone-aware routing settings.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ZoneAwareConfig {
     /// Turn zone-aware routing on (off unless the scenario asks).

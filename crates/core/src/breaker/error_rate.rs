@@ -79,6 +79,7 @@ use crate::time::{Nanos, Time};
 
 /// The sliding window the Closed state records results in.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Window {
     /// The last `size` calls (resilience4j `COUNT_BASED`).
@@ -117,6 +118,7 @@ impl Default for Window {
 
 /// Configuration of [`ErrorRate`]; `Default` is resilience4j's defaults.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ErrorRateConfig {
     /// The Closed state's window (r4j: count of 100).

@@ -75,6 +75,7 @@ use crate::time::{Nanos, Time};
 
 /// How penalties grow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PenaltyBackoff {
     /// linkerd: doubling from `min_penalty`, plus up to `jitter_ratio` of it.
@@ -86,6 +87,7 @@ pub enum PenaltyBackoff {
 
 /// Finagle's `successRateWithinDuration` policy.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SuccessRatePolicy {
     /// Success rate below which a failure marks the endpoint dead (0.8).
@@ -108,6 +110,7 @@ impl Default for SuccessRatePolicy {
 
 /// Configuration of [`FailureAccrual`]; `Default` is linkerd's.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FailureAccrualConfig {
     /// Consecutive failures that mark the endpoint dead (linkerd 7).

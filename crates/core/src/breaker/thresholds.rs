@@ -54,6 +54,7 @@ pub use crate::retry::budget::EnvoyBudget as RetryBudgetConfig;
 
 /// One priority's thresholds (Envoy `CircuitBreakers.Thresholds`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ThresholdsConfig {
     /// Open connections to the cluster (Envoy default 1024).

@@ -54,6 +54,7 @@ use crate::time::{Nanos, Time};
 
 /// Configuration of [`Adaptive`] (Envoy `GradientControllerConfig`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptiveConfig {
     /// Percentile of the samples taken as an RTT, in `(0, 100]` (50).

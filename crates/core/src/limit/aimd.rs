@@ -25,6 +25,7 @@ use crate::time::{Nanos, Time};
 
 /// Configuration of [`Aimd`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct AimdConfig {
     /// Starting limit (20), within `[min_limit, max_limit]`.

@@ -37,6 +37,7 @@ const WARMUP: u32 = 10;
 
 /// Configuration of [`Gradient2`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Gradient2Config {
     /// Starting limit (20), within `[min_limit, max_limit]`.

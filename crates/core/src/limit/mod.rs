@@ -73,6 +73,7 @@ pub trait ConcurrencyLimit: core::fmt::Debug {
 
 /// Any concurrency limit, tagged by `kind`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConcurrencyLimitConfig {
     /// Envoy's adaptive concurrency gradient controller.

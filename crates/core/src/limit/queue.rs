@@ -48,6 +48,7 @@ use std::collections::VecDeque;
 
 /// Which queued item a free worker takes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Discipline {
     /// Oldest first.
@@ -62,6 +63,7 @@ pub enum Discipline {
 
 /// CoDel parameters (RFC 8289 section 4.2, 4.3).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct CodelConfig {
     /// Acceptable standing sojourn time (5 ms).
@@ -82,6 +84,7 @@ impl Default for CodelConfig {
 
 /// Configuration of a [`ServerQueue`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Most items held; `None` is unbounded. `Some(0)` never queues.

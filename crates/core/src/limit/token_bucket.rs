@@ -49,6 +49,7 @@ use crate::time::{Nanos, Time};
 
 /// How tokens come back.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Refill {
     /// A step of `tokens_per_fill` every `fill_interval` (Envoy's legacy timer).
@@ -61,6 +62,7 @@ pub enum Refill {
 
 /// Configuration of a [`TokenBucket`] (Envoy `type.v3.TokenBucket`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenBucketConfig {
     /// Capacity and initial fill. Required in Envoy; we default to 100.

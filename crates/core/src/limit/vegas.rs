@@ -44,6 +44,7 @@ use crate::time::{Nanos, Time};
 
 /// Configuration of [`Vegas`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct VegasConfig {
     /// Starting limit (20), within `[1, max_limit]`.

@@ -8,6 +8,7 @@ use crate::time::{Nanos, Time};
 
 /// Which production system's algorithm to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// Envoy's `DetectorImpl`: all detectors, consecutive ones at event time.
@@ -24,6 +25,7 @@ pub enum Variant {
 /// Percentages are integers in `0..=100`; `success_rate_stdev_factor` is in
 /// thousandths (1900 = 1.9), as in Envoy.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct OutlierConfig {
     /// Envoy or gRPC semantics (default Envoy).

@@ -44,6 +44,7 @@ use crate::time::Nanos;
 
 /// Any back-off formula, tagged by `kind` (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BackoffConfig {
     /// Envoy's current fully jittered exponential back-off.
@@ -68,6 +69,7 @@ impl Default for BackoffConfig {
 
 /// Envoy `RetryPolicy.retry_back_off` (both Envoy formulas).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct EnvoyBackoff {
     /// `base_interval`: runtime `upstream.base_retry_backoff_ms`, default 25 ms.
@@ -94,6 +96,7 @@ impl EnvoyBackoff {
 
 /// grpc-go retry back-off (service config `retryPolicy`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcBackoff {
     /// `initialBackoff` (default 25 ms, the xDS-derived value).
@@ -120,6 +123,7 @@ impl Default for GrpcBackoff {
 
 /// Generic exponential back-off with full jitter.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FullJitterBackoff {
     /// Upper bound of the first draw (default 25 ms).
@@ -142,6 +146,7 @@ impl Default for FullJitterBackoff {
 
 /// Finagle `Backoff.decorrelatedJittered(start, maximum)`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct DecorrelatedBackoff {
     /// `start`: the first delay and the floor of every later one (default 5 ms).
@@ -161,6 +166,7 @@ impl Default for DecorrelatedBackoff {
 
 /// A fixed delay.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ConstantBackoff {
     /// The delay before every retry (default 25 ms; zero retries at once).
@@ -361,6 +367,7 @@ impl Backoff {
 /// which does not advance. Source: `source/common/router/retry_state_impl.cc`,
 /// `source/common/common/backoff_strategy.h`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryAfterConfig {
     /// Longer server intervals are ignored (default 300 s).

@@ -59,6 +59,7 @@ use crate::time::{Nanos, Time};
 
 /// Any retry budget, tagged by `kind`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RetryBudgetConfig {
     /// No budget: only the per-request retry count limits retries.
@@ -146,6 +147,7 @@ impl RetryBudget {
 /// Envoy `CircuitBreakers.Thresholds.RetryBudget` (stateless; the caller
 /// supplies the counts).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct EnvoyBudget {
     /// Percentage of active plus pending requests that may be retries
@@ -204,6 +206,7 @@ pub const MIN_PERCENT_CAN_RETRY: f64 = 0.001;
 
 /// Configuration of the Finagle / tower token budget.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct TpsBudgetConfig {
     /// How long a deposit or withdrawal counts (default 10 s; 1 s to 60 s).
@@ -367,6 +370,7 @@ impl TpsBudget {
 
 /// gRPC `retryThrottling` (gRFC A6).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcThrottleConfig {
     /// `maxTokens` (default 10; 1 to 1000).

@@ -12,6 +12,7 @@ use crate::endpoint::Outcome;
 
 /// One Envoy `retry_on` condition (written as Envoy spells it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum RetryOn {
     /// `5xx`: any 5xx response, reset, connect failure or per-try timeout.
     #[serde(rename = "5xx")]

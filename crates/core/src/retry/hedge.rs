@@ -69,6 +69,7 @@ use crate::time::{Nanos, Time};
 
 /// When to send another copy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HedgeMode {
     /// Never.
@@ -107,6 +108,7 @@ fn default_window() -> u32 {
 
 /// Hedging configuration (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct HedgeConfig {
     /// When to hedge (default `off`).

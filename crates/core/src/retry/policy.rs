@@ -73,6 +73,7 @@ use crate::time::{Nanos, Time};
 
 /// Envoy `RetryPolicy` plus the route `timeout` (see the module docs).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryPolicyConfig {
     /// Retries after the first attempt (Envoy default 1 when a policy exists;
