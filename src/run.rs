@@ -44,12 +44,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // Wall time goes to meta.json only, never into the tables.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let out = meshsim_engine::simulate(&scenario)?;
+    // A progress bar on stderr once a run has taken a second (indicatif
+    // draws nothing when stderr is not a terminal).
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut progress = |done: f64| {
+        if bar.is_none() && started.elapsed() >= std::time::Duration::from_secs(1) {
+            let b = indicatif::ProgressBar::new(1000);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {percent:>3}% of simulated time, ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar = Some(b);
+        }
+        if let Some(b) = &bar {
+            b.set_position((done * 1000.0) as u64);
+        }
+    };
+    let out = meshsim_engine::simulate_with_progress(&scenario, &mut progress)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     let wall = started.elapsed().as_secs_f64();
     let resolved = scenario.to_toml();
     let meta = Meta {
         meshsim_version: env!("CARGO_PKG_VERSION").into(),
-        git_revision: option_env!("MESHSIM_GIT_REVISION").map(str::to_owned),
+        git_revision: option_env!("MESHSIM_GIT_REVISION")
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned),
         mode: "sim".into(),
         seed: scenario.run.seed,
         scenario_hash: format!("{:016x}", meshsim_results::fnv1a(resolved.as_bytes())),
