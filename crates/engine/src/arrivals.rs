@@ -109,6 +109,10 @@ impl OpenArrivals {
             if t > end {
                 return None;
             }
+            // A constant rate needs no thinning (and no extra draw).
+            if self.phases.is_empty() && self.diurnal.is_none() {
+                return Some(t);
+            }
             if unit(rng) * self.peak <= self.rate(t) {
                 return Some(t);
             }
