@@ -1,21 +1,11 @@
 //! Health checking, discovery lag, partitions, GC pauses, and time-varying
 //! workloads: each with the timing its configuration implies.
 
+mod common;
+use common::{errors_in, scenario};
+
 use meshsim_engine::simulate;
-use meshsim_results::RunTables;
 use meshsim_scenario::Scenario;
-
-fn scenario(body: &str) -> Scenario {
-    Scenario::from_toml(body, "test.toml").unwrap()
-}
-
-fn errors_in(t: &RunTables, from: f64, to: f64) -> u64 {
-    t.timeseries
-        .iter()
-        .filter(|w| w.window_start_s >= from && w.window_start_s < to)
-        .map(|w| w.errors)
-        .sum()
-}
 
 /// Ten instances behind round robin, one client at 1000 requests/s;
 /// instance 3 crashes at 20.5 s and restarts at 40 s.

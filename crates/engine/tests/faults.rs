@@ -1,11 +1,10 @@
 //! Fault behaviour: the timing the configuration implies, and retry storms.
 
+mod common;
+use common::scenario;
+
 use meshsim_engine::simulate;
 use meshsim_scenario::Scenario;
-
-fn scenario(body: &str) -> Scenario {
-    Scenario::from_toml(body, "test.toml").unwrap()
-}
 
 /// 10 instances (so Envoy's 10% max ejection allows one), one client, a
 /// crash of instance 3 at t = 20 s, consecutive-5xx outlier detection.

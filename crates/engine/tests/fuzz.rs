@@ -6,29 +6,17 @@ use meshsim_engine::simulate;
 use meshsim_scenario::Scenario;
 use proptest::prelude::*;
 
-const KINDS: [&str; 12] = [
-    "round_robin",
-    "smooth_round_robin",
-    "random",
-    "least_request",
-    "p2c",
-    "least_conn",
-    "peak_ewma",
-    "ring_hash",
-    "maglev",
-    "haproxy_random",
-    "aperture",
-    "client_wrr",
-];
+mod common;
 
 fn valid_scenario() -> impl Strategy<Value = String> {
+    let kinds = common::balancer_kinds();
+    let n = kinds.len();
     (
-        (1u32..6, 1u32..5, 0usize..KINDS.len(), 0u32..3, 1u32..4),
+        (1u32..6, 1u32..5, 0usize..n, 0u32..3, 1u32..4),
         (1.0f64..5000.0, 0u64..4, any::<u64>(), 0.0f64..0.3, 1.0f64..30.0),
-        (any::<bool>(), 0u32..3, 0usize..KINDS.len(), 0u32..5, 1u64..250),
+        (any::<bool>(), 0u32..3, 0usize..n, 0u32..5, 1u64..250),
     )
-        .prop_map(
-            |((instances, concurrency, kind, dist, clients), (rate, slow, seed, err, factor), (closed, retries, kind2, fault, at))| {
+        .prop_map(move |((instances, concurrency, kind, dist, clients), (rate, slow, seed, err, factor), (closed, retries, kind2, fault, at))| {
                 let dist = match dist {
                     0 => r#"{ dist = "exponential", mean = "2ms" }"#,
                     1 => r#"{ dist = "constant", value = "1ms" }"#,
@@ -92,8 +80,8 @@ latency = "5ms"
 at = "{at}ms"
 duration = "60ms"
 "#,
-                    k = KINDS[kind],
-                    k2 = KINDS[kind2],
+                    k = kinds[kind],
+                    k2 = kinds[kind2],
                     fk = ["crash", "slowdown", "error_burst", "latency", "zone_outage"][fault as usize],
                 )
             },

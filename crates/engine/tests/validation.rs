@@ -4,12 +4,11 @@
 //! `shared/reference/queueing.md`), never copied from a run. Tolerances come
 //! from the sample size, with the reasoning next to each.
 
+mod common;
+use common::scenario;
+
 use meshsim_engine::simulate;
 use meshsim_scenario::Scenario;
-
-fn scenario(body: &str) -> Scenario {
-    Scenario::from_toml(body, "test.toml").unwrap()
-}
 
 fn mm1(seed: u64) -> String {
     format!(
