@@ -103,6 +103,10 @@ struct Work {
     /// The caller's zone and sidecar latency, for the way back.
     back_zone: u16,
     back_latency: Nanos,
+    /// Sidecar CPU on the response path that is latency, not worker time.
+    back_cpu: Nanos,
+    /// Sidecar CPU that occupies this instance's worker (shared cores).
+    worker_cpu: Nanos,
     step: usize,
     /// The instance's cumulative pause time when this work last ran.
     pause_mark: u64,
@@ -427,6 +431,7 @@ impl<'a> Sim<'a> {
         let per_try = s.retry.per_try_timeout();
         let attempt_deadline = c.retry.attempt_deadline(now);
         let (zone, latency, callee) = (s.zone, s.latency, s.callee);
+        let cpu = if s.shares_cores { s.cpu } else { s.cpu + s.cpu };
         let inst = self.w.services[callee as usize].first + id.0;
         let number = c.attempts.len() as u32;
         let hedged = c.hedge.is_some();
@@ -454,7 +459,7 @@ impl<'a> Sim<'a> {
         if self.partitioned(zone, to_zone) {
             return; // black-holed: the attempt ends at its timeout
         }
-        let one_way = self.one_way(zone, to_zone, latency);
+        let one_way = self.one_way(zone, to_zone, latency) + cpu;
         if self.sc.network.loss > 0.0 && chance(&mut self.net_rng, self.sc.network.loss) {
             let back = self.one_way(to_zone, zone, latency);
             self.q.push(
@@ -471,7 +476,14 @@ impl<'a> Sim<'a> {
 
     /// One-way delay: out of one sidecar, across the network, into the other.
     fn one_way(&mut self, from: u16, to: u16, sidecar: Nanos) -> Nanos {
-        let net = if from == to {
+        let pair = self
+            .w
+            .net_pairs
+            .iter()
+            .find(|(a, b, _)| from != to && ((*a, *b) == (from, to) || (*a, *b) == (to, from)));
+        let net = if let Some((_, _, d)) = pair {
+            Some(d)
+        } else if from == to {
             self.w.net_local.as_ref()
         } else {
             self.w.net_cross.as_ref().or(self.w.net_local.as_ref())
@@ -665,12 +677,14 @@ impl<'a> Sim<'a> {
             return;
         };
         let inst = a.inst;
-        let (back_zone, back_latency) = {
+        let (back_zone, back_latency, cpu, shares) = {
             let c = self.calls.get(a.call);
             let s = c.map(|c| &self.w.sidecars[c.sidecar as usize]);
             (
                 s.map_or(0, |s| s.zone),
                 s.map_or(Nanos::ZERO, |s| s.latency),
+                s.map_or(Nanos::ZERO, |s| s.cpu),
+                s.is_some_and(|s| s.shares_cores),
             )
         };
         let i = &self.inst[inst as usize];
@@ -693,6 +707,10 @@ impl<'a> Sim<'a> {
             att,
             back_zone,
             back_latency,
+            // The caller's sidecar CPU is latency; the callee's is too, unless
+            // it shares the instance's cores, when it takes worker time.
+            back_cpu: if shares { cpu } else { cpu + cpu },
+            worker_cpu: if shares { cpu + cpu } else { Nanos::ZERO },
             step: 0,
             pause_mark: 0,
             pending: 0,
@@ -725,8 +743,10 @@ impl<'a> Sim<'a> {
         let stalled = i.paused_until.saturating_since(now);
         let svc = &self.w.services[self.w.instances[gi].svc as usize];
         let st = svc.service_time.sample(&mut self.inst_rng[gi], i.slowdown);
-        self.q
-            .push(now + stalled + Nanos(st), Event::WorkDone { work });
+        self.q.push(
+            now + stalled + Nanos(st) + wk.worker_cpu,
+            Event::WorkDone { work },
+        );
     }
 
     /// Runs the work's script from its current step: starts the next step's
@@ -795,11 +815,21 @@ impl<'a> Sim<'a> {
             i.requests += 1;
             i.errors += u64::from(!outcome.is_success());
         }
-        let extra = i.added_latency;
-        let next = if wk.started.is_some() {
-            i.queue.pop_front()
-        } else {
+        let svc = &self.w.services[self.w.instances[gi].svc as usize];
+        // The response body crosses the link at its bandwidth.
+        let transmit = match self.w.bytes_per_ns {
+            Some(rate) if svc.response_bytes > 0 => {
+                Nanos((svc.response_bytes as f64 / rate).round() as u64)
+            }
+            _ => Nanos::ZERO,
+        };
+        let extra = i.added_latency + transmit + wk.back_cpu;
+        let next = if wk.started.is_none() {
             None
+        } else if svc.lifo {
+            i.queue.pop_back()
+        } else {
+            i.queue.pop_front()
         };
         if !self.partitioned(zone, wk.back_zone) {
             let back = self.one_way(zone, wk.back_zone, wk.back_latency) + extra;

@@ -28,6 +28,10 @@ pub(crate) struct Svc {
     pub queue_capacity: Option<u32>,
     pub service_time: Sampler,
     pub error_rate: f64,
+    /// Free workers take the newest waiting request.
+    pub lifo: bool,
+    /// Response body size.
+    pub response_bytes: u64,
     /// Steps: each a list of (callee service, probability).
     pub steps: Vec<Vec<(u32, f64)>>,
 }
@@ -55,6 +59,10 @@ pub(crate) struct Sidecar {
     pub budget: RetryBudget,
     pub retry: RetryPolicy,
     pub latency: Nanos,
+    /// CPU per request (and per response) in each sidecar.
+    pub cpu: Nanos,
+    /// The callee's sidecar CPU occupies the callee's workers.
+    pub shares_cores: bool,
     pub rng: Xoshiro256PlusPlus,
     /// Calls in progress (for the retry budget).
     pub active: u64,
@@ -81,6 +89,10 @@ pub(crate) struct World {
     pub clients: Vec<u32>,
     pub net_local: Option<Sampler>,
     pub net_cross: Option<Sampler>,
+    /// Latency between particular zone pairs (either direction).
+    pub net_pairs: Vec<(u16, u16, Sampler)>,
+    /// Link bandwidth in bytes per nanosecond, if limited.
+    pub bytes_per_ns: Option<f64>,
     /// Every service's endpoints, and its registry (the source of truth the
     /// callers' views lag behind).
     pub endpoints: Vec<Vec<Endpoint>>,
@@ -140,12 +152,49 @@ impl World {
                 queue_capacity: s.queue_capacity,
                 service_time: Sampler::new(&s.service_time).map_err(EngineError::Dist)?,
                 error_rate: s.error_rate,
+                lifo: s.queue_discipline == meshsim_scenario::QueueDiscipline::Lifo,
+                response_bytes: s.response_bytes,
                 steps,
             });
         }
-        let entry = index(&sc.workload.entry).ok_or_else(|| {
+        let mut entry = index(&sc.workload.entry).ok_or_else(|| {
             EngineError::Dist(format!("no entry service {:?}", sc.workload.entry))
         })?;
+        // An ingress tier is one more service, in front of the entry.
+        if let Some(g) = &sc.workload.ingress {
+            let entry_svc = &sc.services[entry as usize];
+            let gz: Vec<String> = if g.zones.is_empty() {
+                entry_svc.zones.clone()
+            } else {
+                g.zones.clone()
+            };
+            let first = instances.len() as u32;
+            for i in 0..g.instances {
+                let zone = zone_index(&mut zones, &gz[i as usize % gz.len()]);
+                instances.push(Inst {
+                    svc: services.len() as u32,
+                    local: i,
+                    zone,
+                    base_slowdown: 1.0,
+                    outbound: Vec::new(),
+                });
+            }
+            let zero = meshsim_scenario::Dist::Constant { value: Nanos::ZERO };
+            services.push(Svc {
+                name: meshsim_scenario::INGRESS.to_owned(),
+                first,
+                count: g.instances,
+                concurrency: g.concurrency,
+                queue_capacity: None,
+                service_time: Sampler::new(g.service_time.as_ref().unwrap_or(&zero))
+                    .map_err(EngineError::Dist)?,
+                error_rate: 0.0,
+                lifo: false,
+                response_bytes: 0,
+                steps: vec![vec![(entry, 1.0)]],
+            });
+            entry = (services.len() - 1) as u32;
+        }
         let endpoints: Vec<Vec<Endpoint>> = services
             .iter()
             .map(|svc| {
@@ -185,16 +234,44 @@ impl World {
                 .map(Sampler::new)
                 .transpose()
                 .map_err(EngineError::Dist)?,
+            net_pairs: Vec::new(),
+            bytes_per_ns: sc.network.bandwidth_mbps.map(|m| m * 1e6 / 8.0 / 1e9),
         };
-        // The load generator's sidecars sit in the entry service's zones.
-        let entry_svc = &sc.services[entry as usize];
-        for c in 0..sc.workload.clients {
-            let zone = zone_index(
-                &mut world.zones,
-                entry_svc.zone_of(c % entry_svc.zones.len() as u32),
+        for p in &sc.network.pairs {
+            let (a, b) = (
+                zone_index(&mut world.zones, &p.from),
+                zone_index(&mut world.zones, &p.to),
             );
-            let fleet = world.fleet_of_clients(sc.workload.clients, entry_svc);
-            let sc_idx = world.add_sidecar(sc, CLIENT, entry, zone, fleet, seed)?;
+            world
+                .net_pairs
+                .push((a, b, Sampler::new(&p.latency).map_err(EngineError::Dist)?));
+        }
+        // The load generator's sidecars sit in the zones of the service they
+        // call, spread round robin.
+        let mut client_zones: Vec<u16> = Vec::new();
+        let e = &world.services[entry as usize];
+        for g in e.first..e.first + e.count {
+            let z = world.instances[g as usize].zone;
+            if !client_zones.contains(&z) {
+                client_zones.push(z);
+            }
+        }
+        let clients = sc.workload.clients;
+        let place = |c: u32| client_zones[c as usize % client_zones.len()];
+        let mut per_zone: Vec<(Zone, u32)> = Vec::new();
+        for c in 0..clients {
+            match per_zone.iter_mut().find(|(z, _)| z.0 == place(c)) {
+                Some((_, n)) => *n += 1,
+                None => per_zone.push((Zone(place(c)), 1)),
+            }
+        }
+        per_zone.sort();
+        for c in 0..clients {
+            let fleet = LocalFleet {
+                zone: Zone(place(c)),
+                per_zone: per_zone.clone(),
+            };
+            let sc_idx = world.add_sidecar(sc, CLIENT, entry, place(c), fleet, seed)?;
             world.clients.push(sc_idx);
         }
         for gi in 0..world.instances.len() {
@@ -210,7 +287,7 @@ impl World {
             for callee in callees {
                 let zone = world.instances[gi].zone;
                 let fleet = world.fleet_of_service(svc as u32, zone);
-                let name = sc.services[svc].name.clone();
+                let name = world.services[svc].name.clone();
                 let s = world.add_sidecar(sc, &name, callee, zone, fleet, seed)?;
                 world.instances[gi].outbound.push((callee, s));
             }
@@ -229,22 +306,6 @@ impl World {
         per_zone.sort();
         LocalFleet {
             zone: Zone(zone),
-            per_zone,
-        }
-    }
-
-    fn fleet_of_clients(&mut self, clients: u32, entry: &meshsim_scenario::Service) -> LocalFleet {
-        let mut per_zone: Vec<(Zone, u32)> = Vec::new();
-        for c in 0..clients {
-            let z = zone_index(&mut self.zones, entry.zone_of(c % entry.zones.len() as u32));
-            match per_zone.iter_mut().find(|(zz, _)| zz.0 == z) {
-                Some((_, n)) => *n += 1,
-                None => per_zone.push((Zone(z), 1)),
-            }
-        }
-        per_zone.sort();
-        LocalFleet {
-            zone: Zone(0),
             per_zone,
         }
     }
@@ -308,6 +369,8 @@ impl World {
             budget: policy.retry_budget.try_new()?,
             retry: policy.retry.try_new()?,
             latency: policy.sidecar.latency,
+            cpu: policy.sidecar.cpu,
+            shares_cores: policy.sidecar.shares_cores,
             rng,
             active: 0,
             active_retries: 0,

@@ -353,3 +353,193 @@ fn hedging_after_a_delay_cuts_the_tail_for_a_measured_extra_load() {
     let ratio = with.summary[0].retries as f64 / with.summary[0].count as f64;
     assert!((ratio - 0.456).abs() < 0.025, "{ratio}");
 }
+
+fn single(extra_service: &str, extra: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+[run]
+duration = "21s"
+warmup = "1s"
+seed = 31
+[workload]
+rate = 100
+entry = "s"
+[[services]]
+name = "s"
+service_time = {{ dist = "constant", value = "1ms" }}
+{extra_service}
+{extra}
+"#
+    ))
+}
+
+#[test]
+fn lifo_keeps_the_mean_but_trades_median_for_tail() {
+    // M/M/1 at ρ = 0.9: any order that does not look at service times has
+    // the same mean sojourn 1/(μ−λ) = 10 ms; LIFO serves most requests
+    // sooner and a few much later.
+    let run = |d: &str| {
+        simulate(&scenario(&format!(
+            r#"
+[run]
+duration = "205s"
+warmup = "5s"
+seed = 17
+[workload]
+rate = 900
+entry = "s"
+[[services]]
+name = "s"
+queue_discipline = "{d}"
+service_time = {{ dist = "exponential", mean = "1ms" }}
+"#
+        )))
+        .unwrap()
+        .tables
+        .summary[0]
+            .clone()
+    };
+    let (fifo, lifo) = (run("fifo"), run("lifo"));
+    // Whitt's relative SE at ρ = 0.9, μ = 1000, T = 200 s:
+    // sqrt(2·1.9/(0.9·1000·200))/0.1 = 4.6%; allow 15% (> 3 SE).
+    for r in [&fifo, &lifo] {
+        assert!((r.mean_ms - 10.0).abs() / 10.0 < 0.15, "{}", r.mean_ms);
+    }
+    assert!(
+        lifo.p50_ms < 0.5 * fifo.p50_ms,
+        "{} vs {}",
+        lifo.p50_ms,
+        fifo.p50_ms
+    );
+    assert!(
+        lifo.p999_ms > 2.0 * fifo.p999_ms,
+        "{} vs {}",
+        lifo.p999_ms,
+        fifo.p999_ms
+    );
+}
+
+#[test]
+fn response_bodies_take_their_bandwidth() {
+    // 125,000 bytes = 1 Mbit over 100 Mbit/s: 10 ms on the way back, plus
+    // the 1 ms of service. At ρ = 0.1 most requests do not wait (median
+    // exactly 11 ms); the mean adds M/D/1's Wq = ρ/(2μ(1−ρ)) = 0.056 ms.
+    let t = simulate(&single(
+        "response_bytes = 125000",
+        "[network]\nbandwidth_mbps = 100",
+    ))
+    .unwrap()
+    .tables;
+    assert!(
+        (t.summary[0].p50_ms - 11.0).abs() < 0.02,
+        "{}",
+        t.summary[0].p50_ms
+    );
+    let wq = 0.1 / (2.0 * 1000.0 * 0.9) * 1e3;
+    assert!(
+        (t.summary[0].mean_ms - (11.0 + wq)).abs() < 0.03,
+        "{}",
+        t.summary[0].mean_ms
+    );
+}
+
+#[test]
+fn sidecar_cpu_is_latency_or_worker_time() {
+    // cpu = 1 ms per sidecar per direction; two sidecars per hop, request
+    // and response: 4 ms around the 1 ms of service either way. Sharing
+    // the callee's cores moves the callee sidecar's 2 ms onto its worker:
+    // utilisation goes from 100/s × 1 ms = 0.1 to 100/s × 3 ms = 0.3.
+    let apart = simulate(&single("", "[mesh.defaults]\nsidecar = { cpu = \"1ms\" }"))
+        .unwrap()
+        .tables;
+    let shared = simulate(&single(
+        "",
+        "[mesh.defaults]\nsidecar = { cpu = \"1ms\", shares_cores = true }",
+    ))
+    .unwrap()
+    .tables;
+    for t in [&apart, &shared] {
+        assert!(
+            (t.summary[0].p50_ms - 5.0).abs() < 0.01,
+            "{}",
+            t.summary[0].p50_ms
+        );
+    }
+    // Arrivals are Poisson: the count in 20 s has sd √2000 ≈ 45 (2.2%).
+    let u = |t: &meshsim_results::RunTables| t.instances[0].utilization;
+    assert!((u(&apart) - 0.1).abs() < 0.01, "{}", u(&apart));
+    assert!((u(&shared) - 0.3).abs() < 0.03, "{}", u(&shared));
+}
+
+#[test]
+fn zone_pairs_override_cross_zone_latency() {
+    let t = simulate(&scenario(
+        r#"
+[run]
+duration = "11s"
+warmup = "1s"
+seed = 2
+[workload]
+rate = 50
+entry = "web"
+[[services]]
+name = "web"
+zones = ["a"]
+concurrency = 64   # each request holds a worker through its 11 ms call
+service_time = { dist = "constant", value = "1ms" }
+calls = [{ service = "db" }]
+[[services]]
+name = "db"
+zones = ["c"]
+service_time = { dist = "constant", value = "1ms" }
+[network]
+cross_zone = { dist = "constant", value = "1ms" }
+pairs = [{ from = "c", to = "a", latency = { dist = "constant", value = "5ms" } }]
+"#,
+    ))
+    .unwrap()
+    .tables;
+    // client → web stays in zone a (no latency); web → db crosses a–c at
+    // 5 ms each way (the pair, not the 1 ms cross-zone default); 2 ms work.
+    assert!(
+        (t.summary[0].p50_ms - 12.0).abs() < 0.02,
+        "{}",
+        t.summary[0].p50_ms
+    );
+}
+
+#[test]
+fn an_ingress_tier_sits_in_front_of_the_entry() {
+    let t = simulate(&scenario(
+        r#"
+[run]
+duration = "11s"
+warmup = "1s"
+seed = 3
+[workload]
+rate = 100
+entry = "s"
+ingress = { instances = 2, service_time = { dist = "constant", value = "2ms" } }
+[[services]]
+name = "s"
+service_time = { dist = "constant", value = "1ms" }
+"#,
+    ))
+    .unwrap()
+    .tables;
+    let scopes: Vec<&str> = t.summary.iter().map(|r| r.scope.as_str()).collect();
+    assert_eq!(scopes, ["end_to_end", "service:s", "service:ingress"]);
+    // 2 ms at the gateway plus 1 ms at the service.
+    assert!(
+        (t.summary[0].p50_ms - 3.0).abs() < 0.01,
+        "{}",
+        t.summary[0].p50_ms
+    );
+    let gw: Vec<_> = t
+        .instances
+        .iter()
+        .filter(|i| i.service == "ingress")
+        .collect();
+    assert_eq!(gw.len(), 2);
+    assert!(gw.iter().all(|i| i.requests > 0));
+}

@@ -34,7 +34,7 @@ pub use error::{Problem, ScenarioError};
 pub use faults::{Fault, FaultKind};
 pub use graph::{Call, Step};
 pub use mesh::{EdgePolicy, Mesh, Policy, Sidecar, CLIENT};
-pub use network::Network;
+pub use network::{Network, ZonePair};
 
 use std::path::Path;
 
@@ -129,6 +129,57 @@ pub struct Workload {
     /// over them round robin.
     #[serde(default = "one")]
     pub clients: u32,
+    /// An ingress gateway tier between the clients and the entry service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+}
+
+/// An ingress gateway tier: a service named `ingress` that the clients call
+/// and that calls the entry service, with the mesh policies of the edges
+/// `client → ingress` and `ingress → <entry>`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ingress {
+    /// Gateway instances.
+    #[serde(default = "one")]
+    pub instances: u32,
+    /// Requests each instance handles at once.
+    #[serde(default = "default_ingress_concurrency")]
+    pub concurrency: u32,
+    /// The gateway's own processing time per request (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time: Option<Dist>,
+    /// Zones of the gateway instances (default: the entry service's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+}
+
+fn default_ingress_concurrency() -> u32 {
+    1024
+}
+
+/// The name of the synthetic ingress service.
+pub const INGRESS: &str = "ingress";
+
+/// Which waiting request a free worker takes.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueDiscipline {
+    /// The oldest.
+    #[default]
+    Fifo,
+    /// The newest.
+    Lifo,
 }
 
 fn one() -> u32 {
@@ -224,6 +275,14 @@ pub struct Service {
     /// at once (default unbounded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_capacity: Option<u32>,
+    /// Which waiting request a free worker takes: the oldest (`fifo`, the
+    /// default) or the newest (`lifo`, which keeps latency low for most
+    /// requests under overload at the expense of a few).
+    #[serde(default)]
+    pub queue_discipline: QueueDiscipline,
+    /// Bytes in each response, sent over the network's bandwidth (default 0).
+    #[serde(default)]
+    pub response_bytes: u64,
     /// Time a worker spends on one request.
     pub service_time: Dist,
     /// Probability that a request fails with a 500.
@@ -496,6 +555,25 @@ impl Scenario {
                 "users and think_time belong to kind = \"closed\"; an open-loop workload has a rate".into(),
             );
         }
+        if let Some(g) = &self.workload.ingress {
+            if self.service(INGRESS).is_some() {
+                add(
+                    "workload.ingress".into(),
+                    format!(
+                        "a service is already named {INGRESS:?}; rename it to add an ingress tier"
+                    ),
+                );
+            }
+            if g.instances == 0 || g.concurrency == 0 {
+                add(
+                    "workload.ingress".into(),
+                    "instances and concurrency must be at least 1".into(),
+                );
+            }
+            if let Some(Err(e)) = g.service_time.as_ref().map(Dist::validate) {
+                add("workload.ingress.service_time".into(), e);
+            }
+        }
         if self.workload.clients == 0 {
             add("workload.clients".into(), "must be at least 1".into());
         }
@@ -667,6 +745,27 @@ impl Scenario {
             };
             if let Some((key, msg)) = miss {
                 add(key, msg);
+            }
+        }
+        if let Some(b) = self.network.bandwidth_mbps {
+            if !(b.is_finite() && b > 0.0) {
+                add(
+                    "network.bandwidth_mbps".into(),
+                    format!("{b} is not a positive bandwidth in Mbit/s"),
+                );
+            }
+        }
+        for (i, pair) in self.network.pairs.iter().enumerate() {
+            for (end, z) in [("from", &pair.from), ("to", &pair.to)] {
+                if !zones.contains(&z.as_str()) {
+                    add(
+                        format!("network.pairs[{i}].{end}"),
+                        format!("no instance runs in zone {z:?}; zones are {zones:?}"),
+                    );
+                }
+            }
+            if let Err(e) = pair.latency.validate() {
+                add(format!("network.pairs[{i}].latency"), e);
             }
         }
         if !(0.0..=1.0).contains(&self.network.loss) {

@@ -81,6 +81,13 @@ pub struct Sidecar {
     /// into the callee's (a request crosses two sidecars per hop; the response
     /// crosses them again).
     pub latency: Nanos,
+    /// CPU time the sidecar spends per request (and again per response).
+    pub cpu: Nanos,
+    /// The callee's sidecar runs on its instance's cores: its CPU time for
+    /// the request and the response occupies one of the instance's workers
+    /// (a real sidecar competes with its service). Otherwise the CPU time is
+    /// only latency.
+    pub shares_cores: bool,
 }
 
 /// Overrides for the edges from `from` to `to`.
