@@ -50,6 +50,9 @@ pub fn simulate_with_progress(
     let mut summary = vec![sim.e2e.row("end_to_end", measured_s)];
     for (svc, st) in sim.w.services.iter().zip(&sim.svc_stats) {
         summary.push(st.calls.row(&format!("service:{}", svc.name), measured_s));
+        for (ep, lat) in svc.endpoints.iter().zip(&st.endpoints) {
+            summary.push(lat.row(&format!("endpoint:{}/{}", svc.name, ep.name), measured_s));
+        }
     }
     let window = sc.run.window;
     let window_s = window.as_secs_f64();

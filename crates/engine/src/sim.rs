@@ -73,6 +73,8 @@ enum Parent {
 
 #[derive(Debug)]
 struct Call {
+    /// The upstream endpoint this call is for.
+    endpoint: u16,
     /// Attempts sent, to cancel the outstanding ones when the call ends.
     attempts: Vec<Ref>,
     /// Hedging state and its queued timer, when the policy hedges.
@@ -98,6 +100,8 @@ struct Attempt {
 
 #[derive(Debug)]
 struct Work {
+    /// Which of its service's endpoints it runs.
+    endpoint: u16,
     inst: u32,
     att: Ref,
     /// The caller's zone and sidecar latency, for the way back.
@@ -140,6 +144,8 @@ pub(crate) struct InstState {
 #[derive(Debug, Default)]
 pub(crate) struct SvcStats {
     pub calls: Latency,
+    /// Per named endpoint (empty for services without named endpoints).
+    pub endpoints: Vec<Latency>,
 }
 
 pub(crate) struct Sim<'a> {
@@ -219,7 +225,18 @@ impl<'a> Sim<'a> {
             net_rng: stream(seed, "network", 0),
             e2e: Latency::new(),
             windows: (0..windows).map(|_| Latency::new()).collect(),
-            svc_stats: w.services.iter().map(|_| SvcStats::default()).collect(),
+            svc_stats: w
+                .services
+                .iter()
+                .map(|svc| SvcStats {
+                    calls: Latency::new(),
+                    endpoints: if svc.named {
+                        svc.endpoints.iter().map(|_| Latency::new()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
             acct: Accounting::default(),
             events: 0,
             partitions: Vec::new(),
@@ -355,14 +372,35 @@ impl<'a> Sim<'a> {
         self.acct.generated += 1;
         self.generated += 1;
         let sidecar = self.w.clients[client as usize];
-        self.start_call(Parent::Root { user }, sidecar);
+        self.start_call(Parent::Root { user }, sidecar, None);
     }
 
     // === calls and attempts (caller side) ===
 
-    fn start_call(&mut self, parent: Parent, sidecar: u32) {
+    /// Starts a call through `sidecar` to `endpoint` of its upstream (or to
+    /// one drawn from the upstream's request mix).
+    fn start_call(&mut self, parent: Parent, sidecar: u32, endpoint: Option<u16>) {
         let now = self.now;
         let s = &mut self.w.sidecars[sidecar as usize];
+        let eps = &self.w.services[s.callee as usize].endpoints;
+        let endpoint = match endpoint {
+            Some(e) => e,
+            // One endpoint: no draw, so services without a mix use no randomness here.
+            None if eps.len() == 1 => 0,
+            None => {
+                let total: f64 = eps.iter().map(|e| e.weight).sum();
+                let mut x = meshsim_core::rng::unit(&mut s.rng) * total;
+                let mut pick = eps.len() - 1;
+                for (k, e) in eps.iter().enumerate() {
+                    if x < e.weight {
+                        pick = k;
+                        break;
+                    }
+                    x -= e.weight;
+                }
+                pick as u16
+            }
+        };
         let retry = s.retry.start(now);
         s.budget.on_request(now);
         s.active += 1;
@@ -374,6 +412,7 @@ impl<'a> Sim<'a> {
             )
         });
         let call = self.calls.insert(Call {
+            endpoint,
             hedge,
             attempts: Vec::new(),
             parent,
@@ -606,15 +645,18 @@ impl<'a> Sim<'a> {
         let callee = s.callee as usize;
         let error = !outcome.is_success();
         let start = c.start;
+        let endpoint = c.endpoint as usize;
         let outstanding = c.outstanding;
         let parent = std::mem::replace(&mut c.parent, Parent::Root { user: OPEN });
         if outstanding == 0 {
             self.calls.remove(call);
         }
         if now >= self.warmup {
-            self.svc_stats[callee]
-                .calls
-                .record((now - start).as_nanos(), error);
+            let st = &mut self.svc_stats[callee];
+            st.calls.record((now - start).as_nanos(), error);
+            if let Some(e) = st.endpoints.get_mut(endpoint) {
+                e.record((now - start).as_nanos(), error);
+            }
         }
         // Envoy resets upstream requests still out when the route gives up
         // (a timeout for the host), or when a hedge won (a cancellation,
@@ -677,6 +719,7 @@ impl<'a> Sim<'a> {
             return;
         };
         let inst = a.inst;
+        let endpoint = self.calls.get(a.call).map_or(0, |c| c.endpoint);
         let (back_zone, back_latency, cpu, shares) = {
             let c = self.calls.get(a.call);
             let s = c.map(|c| &self.w.sidecars[c.sidecar as usize]);
@@ -703,6 +746,7 @@ impl<'a> Sim<'a> {
         let svc = &self.w.services[self.w.instances[inst as usize].svc as usize];
         let (concurrency, cap) = (svc.concurrency, svc.queue_capacity);
         let work = self.works.insert(Work {
+            endpoint,
             inst,
             att,
             back_zone,
@@ -742,7 +786,11 @@ impl<'a> Sim<'a> {
         // A work that starts during a pause waits for the pause to end.
         let stalled = i.paused_until.saturating_since(now);
         let svc = &self.w.services[self.w.instances[gi].svc as usize];
-        let st = svc.service_time.sample(&mut self.inst_rng[gi], i.slowdown);
+        let sampler = svc.endpoints[wk.endpoint as usize]
+            .service_time
+            .as_ref()
+            .unwrap_or(&svc.service_time);
+        let st = sampler.sample(&mut self.inst_rng[gi], i.slowdown);
         self.q.push(
             now + stalled + Nanos(st) + wk.worker_cpu,
             Event::WorkDone { work },
@@ -758,7 +806,8 @@ impl<'a> Sim<'a> {
             };
             let gi = wk.inst;
             let svc = self.w.instances[gi as usize].svc as usize;
-            let Some(step) = self.w.services[svc].steps.get(wk.step) else {
+            let ep = wk.endpoint as usize;
+            let Some(step) = self.w.services[svc].endpoints[ep].steps.get(wk.step) else {
                 let failed = wk.failed;
                 let error_rate = self.inst[gi as usize]
                     .error_rate
@@ -773,9 +822,9 @@ impl<'a> Sim<'a> {
                 return self.respond(work, outcome);
             };
             let mut taken = Vec::new();
-            for &(callee, p) in step {
+            for &(callee, p, target) in step {
                 if p >= 1.0 || chance(&mut self.inst_rng[gi as usize], p) {
-                    taken.push(callee);
+                    taken.push((callee, target));
                 }
             }
             if taken.is_empty() {
@@ -787,9 +836,9 @@ impl<'a> Sim<'a> {
             if let Some(wk) = self.works.get_mut(work) {
                 wk.pending = taken.len() as u32;
             }
-            for callee in taken {
+            for (callee, target) in taken {
                 if let Some(s) = self.w.sidecar_for(gi, callee) {
-                    self.start_call(Parent::Work(work), s);
+                    self.start_call(Parent::Work(work), s, target);
                 }
             }
             return;

@@ -33,7 +33,21 @@ pub(crate) struct Svc {
     /// Response body size.
     pub response_bytes: u64,
     /// Steps: each a list of (callee service, probability).
-    pub steps: Vec<Vec<(u32, f64)>>,
+    /// At least one; a service without named endpoints has one unnamed.
+    pub endpoints: Vec<Ep>,
+    /// Whether the endpoints are named (and reported separately).
+    pub named: bool,
+}
+
+/// One endpoint of a service.
+#[derive(Debug)]
+pub(crate) struct Ep {
+    pub name: String,
+    pub weight: f64,
+    /// Its own service time, if it differs from the service's.
+    pub service_time: Option<Sampler>,
+    /// Steps: each a list of (callee service, probability, callee endpoint).
+    pub steps: Vec<Vec<(u32, f64, Option<u16>)>>,
 }
 
 /// An instance (global index).
@@ -134,16 +148,51 @@ impl World {
                     outbound: Vec::new(),
                 });
             }
-            let steps = s
-                .calls
-                .iter()
-                .map(|step| {
-                    step.calls()
+            let script =
+                |steps: &Vec<meshsim_scenario::Step>| -> Vec<Vec<(u32, f64, Option<u16>)>> {
+                    steps
                         .iter()
-                        .filter_map(|c| index(&c.service).map(|t| (t, c.probability)))
+                        .map(|step| {
+                            step.calls()
+                                .iter()
+                                .filter_map(|c| {
+                                    let (t, callee) = sc.service(&c.service)?;
+                                    let ep = c.endpoint.as_ref().and_then(|n| {
+                                        callee
+                                            .endpoints
+                                            .iter()
+                                            .position(|e| &e.name == n)
+                                            .map(|k| k as u16)
+                                    });
+                                    Some((t as u32, c.probability, ep))
+                                })
+                                .collect()
+                        })
                         .collect()
-                })
-                .collect();
+                };
+            let mut endpoints = Vec::new();
+            for e in &s.endpoints {
+                endpoints.push(Ep {
+                    name: e.name.clone(),
+                    weight: e.weight,
+                    service_time: e
+                        .service_time
+                        .as_ref()
+                        .map(Sampler::new)
+                        .transpose()
+                        .map_err(EngineError::Dist)?,
+                    steps: script(e.calls.as_ref().unwrap_or(&s.calls)),
+                });
+            }
+            let named = !endpoints.is_empty();
+            if !named {
+                endpoints.push(Ep {
+                    name: String::new(),
+                    weight: 1.0,
+                    service_time: None,
+                    steps: script(&s.calls),
+                });
+            }
             services.push(Svc {
                 name: s.name.clone(),
                 first,
@@ -154,7 +203,8 @@ impl World {
                 error_rate: s.error_rate,
                 lifo: s.queue_discipline == meshsim_scenario::QueueDiscipline::Lifo,
                 response_bytes: s.response_bytes,
-                steps,
+                endpoints,
+                named,
             });
         }
         let mut entry = index(&sc.workload.entry).ok_or_else(|| {
@@ -191,7 +241,13 @@ impl World {
                 error_rate: 0.0,
                 lifo: false,
                 response_bytes: 0,
-                steps: vec![vec![(entry, 1.0)]],
+                endpoints: vec![Ep {
+                    name: String::new(),
+                    weight: 1.0,
+                    service_time: None,
+                    steps: vec![vec![(entry, 1.0, None)]],
+                }],
+                named: false,
             });
             entry = (services.len() - 1) as u32;
         }
@@ -277,10 +333,10 @@ impl World {
         for gi in 0..world.instances.len() {
             let svc = world.instances[gi].svc as usize;
             let mut callees: Vec<u32> = world.services[svc]
-                .steps
+                .endpoints
                 .iter()
-                .flatten()
-                .map(|&(t, _)| t)
+                .flat_map(|e| e.steps.iter().flatten())
+                .map(|&(t, _, _)| t)
                 .collect();
             callees.sort_unstable();
             callees.dedup();

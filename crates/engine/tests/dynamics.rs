@@ -543,3 +543,58 @@ service_time = { dist = "constant", value = "1ms" }
     assert_eq!(gw.len(), 2);
     assert!(gw.iter().all(|i| i.requests > 0));
 }
+
+#[test]
+fn endpoints_split_the_request_mix_and_keep_their_own_scripts() {
+    let body = r#"
+[run]
+duration = "101s"
+warmup = "1s"
+seed = 41
+[workload]
+rate = 100
+entry = "api"
+[[services]]
+name = "api"
+concurrency = 64
+service_time = { dist = "constant", value = "1ms" }
+endpoints = [
+  { name = "search", weight = 4, calls = [{ service = "db", endpoint = "read" }] },
+  { name = "buy", weight = 1, service_time = { dist = "constant", value = "5ms" }, calls = [{ service = "db", endpoint = "write" }] },
+]
+[[services]]
+name = "db"
+concurrency = 64
+service_time = { dist = "constant", value = "1ms" }
+endpoints = [
+  { name = "read" },
+  { name = "write", service_time = { dist = "constant", value = "10ms" } },
+]
+"#;
+    let t = simulate(&scenario(body)).unwrap().tables;
+    let row = |s: &str| t.summary.iter().find(|r| r.scope == s).unwrap();
+    // The mix: 4:1 by weight. Binomial sd on n ≈ 10,000 at p = 0.8 is 40.
+    let (search, buy) = (row("endpoint:api/search"), row("endpoint:api/buy"));
+    let n = (search.count + buy.count) as f64;
+    assert!(
+        (search.count as f64 - 0.8 * n).abs() < 5.0 * (n * 0.16).sqrt(),
+        "{}",
+        search.count
+    );
+    // Each endpoint runs its own time and script, at a load with no queueing:
+    // search 1 ms + read 1 ms; buy 5 ms + write 10 ms.
+    assert!((search.p50_ms - 2.0).abs() < 0.01, "{}", search.p50_ms);
+    assert!((buy.p50_ms - 15.0).abs() < 0.02, "{}", buy.p50_ms);
+    // The calls name their endpoints: db's split follows api's exactly.
+    assert_eq!(row("endpoint:db/read").count, search.count);
+    assert_eq!(row("endpoint:db/write").count, buy.count);
+    // A call to an endpoint that does not exist is refused up front.
+    let bad = body.replace(r#"endpoint = "write""#, r#"endpoint = "delete""#);
+    let e = Scenario::from_toml(&bad, "mix.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(r#"db has no endpoint "delete"; its endpoints are ["read", "write"]"#),
+        "{e}"
+    );
+}

@@ -16,6 +16,9 @@ pub struct Step {
     /// Call this service (a one-call step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The endpoint of `service` to call (default: drawn from its mix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Probability that the call is made (one-call steps).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub probability: f64,
@@ -30,6 +33,9 @@ pub struct Step {
 pub struct Call {
     /// The called service.
     pub service: String,
+    /// The endpoint to call (default: drawn from the service's mix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Probability that the call is made.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub probability: f64,
@@ -49,9 +55,30 @@ impl Step {
         match &self.service {
             Some(s) => vec![Call {
                 service: s.clone(),
+                endpoint: self.endpoint.clone(),
                 probability: self.probability,
             }],
             None => self.parallel.clone(),
         }
     }
+}
+
+/// One endpoint of a service: its share of requests that do not name an
+/// endpoint, its own service time and its own script (each defaulting to
+/// the service's).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// Unique within the service.
+    pub name: String,
+    /// Relative share of the requests that do not name an endpoint (the
+    /// request mix; default 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub weight: f64,
+    /// Its service time (default: the service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time: Option<crate::Dist>,
+    /// Its calls (default: the service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Vec<Step>>,
 }

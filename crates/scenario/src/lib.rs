@@ -32,7 +32,7 @@ mod network;
 pub use dist::{parse_empirical, Dist, MixturePart};
 pub use error::{Problem, ScenarioError};
 pub use faults::{Fault, FaultKind};
-pub use graph::{Call, Step};
+pub use graph::{Call, EndpointSpec, Step};
 pub use mesh::{EdgePolicy, Mesh, Policy, Sidecar, CLIENT};
 pub use network::{Network, ZonePair};
 
@@ -291,6 +291,10 @@ pub struct Service {
     /// What the service calls after its own work.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<Step>,
+    /// Several endpoints with their own service times and scripts; requests
+    /// that do not name one are spread by weight (the request mix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointSpec>,
     /// Per-instance changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<Override>,
@@ -301,6 +305,26 @@ fn default_zones() -> Vec<String> {
 }
 
 impl Service {
+    /// Every script the service runs, with its key: the service's own
+    /// `calls`, and each endpoint's that has its own.
+    pub fn scripts(&self) -> Vec<(String, &Vec<Step>)> {
+        let mut v = vec![("calls".to_owned(), &self.calls)];
+        for (e, ep) in self.endpoints.iter().enumerate() {
+            if let Some(c) = &ep.calls {
+                v.push((format!("endpoints[{e}].calls"), c));
+            }
+        }
+        v
+    }
+
+    /// Every call in every script.
+    pub fn all_calls(&self) -> Vec<Call> {
+        self.scripts()
+            .into_iter()
+            .flat_map(|(_, steps)| steps.iter().flat_map(Step::calls))
+            .collect()
+    }
+
     /// The zone of instance `i`.
     pub fn zone_of(&self, i: u32) -> &str {
         &self.zones[i as usize % self.zones.len()]
@@ -410,9 +434,8 @@ impl Scenario {
             .iter()
             .map(|s| {
                 let mut v: Vec<usize> = s
-                    .calls
+                    .all_calls()
                     .iter()
-                    .flat_map(Step::calls)
                     .filter_map(|c| self.service(&c.service).map(|(i, _)| i))
                     .collect();
                 v.sort_unstable();
@@ -633,14 +656,58 @@ impl Scenario {
                     "expected a list of zone names, e.g. [\"a\", \"b\"]".into(),
                 );
             }
-            for (j, step) in s.calls.iter().enumerate() {
-                let k = format!("services[{i}].calls[{j}]");
+            let mut names: Vec<&str> = Vec::new();
+            for (e, ep) in s.endpoints.iter().enumerate() {
+                let k = format!("services[{i}].endpoints[{e}]");
+                if names.contains(&ep.name.as_str()) {
+                    add(
+                        format!("{k}.name"),
+                        format!("{:?} is defined twice", ep.name),
+                    );
+                }
+                names.push(&ep.name);
+                if !(ep.weight.is_finite() && ep.weight >= 0.0) {
+                    add(
+                        format!("{k}.weight"),
+                        format!("{} is not a weight (>= 0)", ep.weight),
+                    );
+                }
+                if let Some(Err(m)) = ep.service_time.as_ref().map(Dist::validate) {
+                    add(format!("{k}.service_time"), m);
+                }
+            }
+            if !s.endpoints.is_empty() && s.endpoints.iter().map(|e| e.weight).sum::<f64>() <= 0.0 {
+                add(
+                    format!("services[{i}].endpoints"),
+                    "the weights add up to 0; expected at least one positive weight".into(),
+                );
+            }
+            for (j, step) in s.scripts().into_iter().flat_map(|(key, steps)| {
+                steps
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, st)| (format!("{key}[{j}]"), st))
+            }) {
+                let k = format!("services[{i}].{j}");
                 match (&step.service, step.parallel.is_empty()) {
                     (Some(_), false) => add(k.clone(), "has both service and parallel; expected one of them".into()),
                     (None, true) => add(k.clone(), "has neither service nor parallel; expected { service = \"name\" } or { parallel = [...] }".into()),
                     _ => {}
                 }
                 for c in step.calls() {
+                    if let (Some(ep), Some((_, callee))) = (&c.endpoint, self.service(&c.service)) {
+                        if !callee.endpoints.iter().any(|e| &e.name == ep) {
+                            let known: Vec<&str> =
+                                callee.endpoints.iter().map(|e| e.name.as_str()).collect();
+                            add(
+                                format!("{k}.endpoint"),
+                                format!(
+                                    "{} has no endpoint {ep:?}; its endpoints are {known:?}",
+                                    c.service
+                                ),
+                            );
+                        }
+                    }
                     if self.service(&c.service).is_none() {
                         add(
                             format!("{k}.service"),
