@@ -130,6 +130,8 @@ pub(crate) struct InstState {
     added_latency: Nanos,
     /// A stop-the-world pause holds the instance until then.
     paused_until: Time,
+    /// Cut off from the network (an instance partition).
+    isolated: bool,
     /// Total pause time so far (work in service is delayed by its growth).
     pause_total: u64,
     /// Work items on this instance (running or queued).
@@ -495,7 +497,7 @@ impl<'a> Sim<'a> {
             self.q.push(attempt_deadline, Event::AttemptTimeout { att });
         }
         let to_zone = self.w.instances[inst as usize].zone;
-        if self.partitioned(zone, to_zone) {
+        if self.partitioned(zone, to_zone) || self.inst[inst as usize].isolated {
             return; // black-holed: the attempt ends at its timeout
         }
         let one_way = self.one_way(zone, to_zone, latency) + cpu;
@@ -880,7 +882,7 @@ impl<'a> Sim<'a> {
         } else {
             i.queue.pop_front()
         };
-        if !self.partitioned(zone, wk.back_zone) {
+        if !self.partitioned(zone, wk.back_zone) && !self.inst[gi].isolated {
             let back = self.one_way(zone, wk.back_zone, wk.back_latency) + extra;
             self.q.push(
                 now + back,
@@ -941,6 +943,12 @@ impl<'a> Sim<'a> {
         let f = &self.sc.faults[i];
         let kind = f.kind;
         match kind {
+            FaultKind::Partition if f.service.is_some() => {
+                for g in self.targets(i) {
+                    self.inst[g as usize].isolated = on;
+                }
+                return;
+            }
             FaultKind::Partition => {
                 let zone = |n: &Option<String>| {
                     n.as_deref()
@@ -1234,7 +1242,7 @@ impl<'a> Sim<'a> {
                 let g = self.w.services[callee as usize].first + host;
                 let to = self.w.instances[g as usize].zone;
                 let i = &self.inst[g as usize];
-                let silent = self.partitioned(zone, to) || i.paused_until > now;
+                let silent = self.partitioned(zone, to) || i.isolated || i.paused_until > now;
                 let up = i.up;
                 if !silent {
                     let rtt =

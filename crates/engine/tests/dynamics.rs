@@ -598,3 +598,45 @@ endpoints = [
         "{e}"
     );
 }
+
+#[test]
+fn an_isolated_instance_black_holes_its_share() {
+    let t = simulate(&scenario(
+        r#"
+[run]
+duration = "30s"
+seed = 43
+[workload]
+rate = 200
+entry = "s"
+[[services]]
+name = "s"
+instances = 2
+concurrency = 64
+service_time = { dist = "constant", value = "1ms" }
+[mesh.defaults]
+balancer = { kind = "round_robin" }
+retry = { num_retries = 0, timeout = "100ms" }
+[[faults]]
+kind = "partition"
+service = "s"
+instance = 1
+at = "10s"
+duration = "10s"
+"#,
+    ))
+    .unwrap()
+    .tables;
+    assert_eq!(errors_in(&t, 0.0, 10.0), 0);
+    // Round robin sends instance 1 every other request: 200/s × 10 s / 2 =
+    // 1000 timeouts; sd of the Poisson count over 2 ≈ 22. Allow ±5 sd.
+    let during = errors_in(&t, 10.0, 21.0);
+    assert!((890..=1110).contains(&during), "{during}");
+    assert_eq!(errors_in(&t, 21.0, 30.0), 0);
+    let w = t
+        .timeseries
+        .iter()
+        .find(|w| w.window_start_s == 15.0)
+        .unwrap();
+    assert!(w.max_ms >= 100.0 && w.max_ms < 101.0, "{}", w.max_ms);
+}

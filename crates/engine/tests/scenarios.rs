@@ -1,17 +1,9 @@
 //! The ready scenarios in `scenarios/` do what their headers say.
 
-use meshsim_engine::simulate;
-use meshsim_scenario::{load, Scenario};
+mod common;
+use common::shipped;
 
-fn shipped(name: &str, sets: &[(&str, &str)]) -> Scenario {
-    let path = format!("{}/../../scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let sets: Vec<(String, String)> = sets
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    load(&text, &path, &sets).unwrap()
-}
+use meshsim_engine::simulate;
 
 fn errors_after(t: &meshsim_results::RunTables, from: f64) -> u64 {
     t.timeseries
@@ -80,4 +72,39 @@ fn discovery_lag_leaves_new_instances_idle() {
         late(&polled),
         late(&pushed)
     );
+}
+
+#[test]
+fn an_ejection_cascade_reaches_healthy_hosts_unless_the_percentage_caps_it() {
+    let healthy_ejections = |t: &meshsim_results::RunTables| -> u64 {
+        t.instances
+            .iter()
+            .filter(|i| i.instance >= 4)
+            .map(|i| i.ejections)
+            .sum()
+    };
+    let cascade = simulate(&shipped("ejection-cascade.toml", &[]))
+        .unwrap()
+        .tables;
+    // The four hosts with the error burst are ejected repeatedly, and the
+    // overload that follows gets healthy hosts ejected as well.
+    assert!(cascade
+        .instances
+        .iter()
+        .filter(|i| i.instance < 4)
+        .all(|i| i.ejections >= 2));
+    assert!(
+        healthy_ejections(&cascade) >= 3,
+        "{}",
+        healthy_ejections(&cascade)
+    );
+    // With Envoy's default 10% cap at most one host is out at a time, the
+    // healthy six keep their capacity, and none of them is ever ejected.
+    let capped = simulate(&shipped(
+        "ejection-cascade.toml",
+        &[("mesh.defaults.outlier.max_ejection_percent", "10")],
+    ))
+    .unwrap()
+    .tables;
+    assert_eq!(healthy_ejections(&capped), 0);
 }

@@ -63,8 +63,10 @@ pub enum FaultKind {
     /// The instance stops all work for `pause` every `every` (a
     /// stop-the-world collector): requests in service stall, none start.
     GcPause,
-    /// Traffic between `zone` and `other_zone` is black-holed: attempts
-    /// get no answer and end at their timeouts.
+    /// Traffic between `zone` and `other_zone` is black-holed (or, given a
+    /// `service` and optionally an `instance` instead, all traffic to and
+    /// from those instances): attempts get no answer and end at their
+    /// timeouts.
     Partition,
     /// The service registry stops propagating changes (callers keep their
     /// last-known endpoints, as Envoy does).

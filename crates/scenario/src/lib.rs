@@ -736,7 +736,9 @@ impl Scenario {
             .collect();
         for (i, f) in self.faults.iter().enumerate() {
             let k = |x: &str| format!("faults[{i}].{x}");
-            if matches!(f.kind, FaultKind::ZoneOutage | FaultKind::Partition) {
+            let zonal = f.kind == FaultKind::ZoneOutage
+                || (f.kind == FaultKind::Partition && f.service.is_none());
+            if zonal {
                 match &f.zone {
                     Some(z) if zones.contains(&z.as_str()) => {}
                     Some(z) => add(
@@ -802,6 +804,7 @@ impl Scenario {
                     )),
                 },
                 FaultKind::Partition => match &f.other_zone {
+                    _ if f.service.is_some() => None, // isolates instances
                     Some(z) if zones.contains(&z.as_str()) => None,
                     _ => Some((
                         k("other_zone"),

@@ -25,3 +25,22 @@ pub fn balancer_kinds() -> Vec<&'static str> {
         .map(|i| i.name)
         .collect()
 }
+
+/// A scenario shipped in `scenarios/`, with `--set` overrides.
+pub fn shipped(name: &str, sets: &[(&str, &str)]) -> Scenario {
+    let path = format!("{}/../../scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let sets: Vec<(String, String)> = sets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    meshsim_scenario::load(&text, &path, &sets).unwrap()
+}
+
+/// Arrival rate (per second) and the entry service's mean service time
+/// (seconds), read from a scenario so tests compute theory from the file.
+pub fn lambda_and_mean(sc: &Scenario) -> (f64, f64) {
+    let lambda = sc.workload.rate.unwrap();
+    let s = &sc.services[0].service_time;
+    (lambda, s.mean_ns().unwrap() / 1e9)
+}
