@@ -41,6 +41,86 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // relative to the scenario file's directory.
     let base_dir = args.scenario.parent().unwrap_or(Path::new(""));
     let scenario = meshsim_scenario::load_in(&text, &file, &sets, base_dir)?;
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => fresh_dir(&args.scenario, scenario.run.seed),
+    };
+    let reps = scenario.run.replications;
+    if reps <= 1 {
+        let (out, meta, resolved) = simulate_one(&scenario)?;
+        write_run(
+            &dir,
+            &RunFiles {
+                tables: &out.tables,
+                meta: &meta,
+                scenario: &resolved,
+            },
+        )?;
+        print_summary(&out.tables)?;
+        println!(
+            "{} events in {:.2}s wall; tables in {}",
+            out.events,
+            meta.wall_time_s,
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Replications: one run directory each (rep-000, rep-001, …), seeds
+    // derived from the scenario's, all under one directory that appears
+    // only when every replication is written.
+    if dir.exists() {
+        anyhow::bail!(
+            "{} already exists; choose another --out or remove it",
+            dir.display()
+        );
+    }
+    let name = dir
+        .file_name()
+        .map_or("run".into(), |n| n.to_string_lossy().into_owned());
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let result = (|| -> anyhow::Result<()> {
+        println!(
+            "{:<8} {:>20} {:>9} {:>7} {:>9} {:>9}",
+            "rep", "seed", "count", "errors", "p50_ms", "p99_ms"
+        );
+        for k in 0..reps {
+            let mut sc = scenario.clone();
+            sc.run.seed = meshsim_engine::replication_seed(scenario.run.seed, k);
+            sc.run.replications = 1;
+            let (out, meta, resolved) = simulate_one(&sc)?;
+            write_run(
+                &tmp.join(format!("rep-{k:03}")),
+                &RunFiles {
+                    tables: &out.tables,
+                    meta: &meta,
+                    scenario: &resolved,
+                },
+            )?;
+            let e = &out.tables.summary[0];
+            println!(
+                "{k:<8} {:>20} {:>9} {:>7} {:>9.3} {:>9.3}",
+                sc.run.seed, e.count, e.errors, e.p50_ms, e.p99_ms
+            );
+        }
+        std::fs::rename(&tmp, &dir).with_context(|| format!("renaming into {}", dir.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result?;
+    println!("{reps} replications in {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One simulation with a progress bar, its meta.json and resolved scenario.
+fn simulate_one(
+    scenario: &meshsim_scenario::Scenario,
+) -> anyhow::Result<(meshsim_engine::Output, Meta, String)> {
     // Wall time goes to meta.json only, never into the tables.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
@@ -62,11 +142,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             b.set_position((done * 1000.0) as u64);
         }
     };
-    let out = meshsim_engine::simulate_with_progress(&scenario, &mut progress)?;
+    let out = meshsim_engine::simulate_with_progress(scenario, &mut progress)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let wall = started.elapsed().as_secs_f64();
     let resolved = scenario.to_toml();
     let meta = Meta {
         meshsim_version: env!("CARGO_PKG_VERSION").into(),
@@ -76,28 +155,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         mode: "sim".into(),
         seed: scenario.run.seed,
         scenario_hash: format!("{:016x}", meshsim_results::fnv1a(resolved.as_bytes())),
-        wall_time_s: wall,
+        wall_time_s: started.elapsed().as_secs_f64(),
         events: out.events,
     };
-    let dir = match &args.out {
-        Some(d) => d.clone(),
-        None => fresh_dir(&args.scenario, scenario.run.seed),
-    };
-    write_run(
-        &dir,
-        &RunFiles {
-            tables: &out.tables,
-            meta: &meta,
-            scenario: &resolved,
-        },
-    )?;
+    Ok((out, meta, resolved))
+}
+
+fn print_summary(tables: &meshsim_results::RunTables) -> std::io::Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(
         o,
         "{:<20} {:>9} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9}",
         "scope", "count", "errors", "retries", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms"
     )?;
-    for r in &out.tables.summary {
+    for r in &tables.summary {
         writeln!(
             o,
             "{:<20} {:>9} {:>7} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
@@ -112,13 +183,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             r.max_ms
         )?;
     }
-    writeln!(
-        o,
-        "{} events in {wall:.2}s wall; tables in {}",
-        out.events,
-        dir.display()
-    )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `results/runs/<scenario stem>-s<seed>[-k]`, the first that does not exist.

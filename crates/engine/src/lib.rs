@@ -26,7 +26,7 @@ mod world;
 
 pub use model::{simulate, simulate_with_progress, Accounting, Output};
 pub use sample::Sampler;
-pub use streams::stream;
+pub use streams::{replication_seed, stream};
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]

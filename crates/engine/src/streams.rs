@@ -17,6 +17,16 @@ pub fn stream(seed: u64, tag: &str, index: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(h)
 }
 
+/// The seed of replication `k` of a run seeded `seed`: `seed` itself for
+/// replication 0 (so a single run keeps its seed), then SplitMix64 mixes.
+pub fn replication_seed(seed: u64, k: u32) -> u64 {
+    if k == 0 {
+        seed
+    } else {
+        splitmix(splitmix(seed ^ 0x7265_706c_6963_6100) ^ u64::from(k))
+    }
+}
+
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

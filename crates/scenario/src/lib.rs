@@ -80,6 +80,9 @@ pub struct Run {
     /// `duration` at the latest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,
+    /// Independent replications (seeds derived from `seed`; default 1).
+    #[serde(default = "one")]
+    pub replications: u32,
 }
 
 fn default_seed() -> u64 {
@@ -565,6 +568,9 @@ impl Scenario {
                 "workload.phases".into(),
                 "phases and diurnal shape an open-loop rate; a closed loop has none".into(),
             );
+        }
+        if self.run.replications == 0 {
+            add("run.replications".into(), "must be at least 1".into());
         }
         if self.run.requests == Some(0) {
             add(
