@@ -157,6 +157,13 @@ fn simulate_one(
         scenario_hash: format!("{:016x}", meshsim_results::fnv1a(resolved.as_bytes())),
         wall_time_s: started.elapsed().as_secs_f64(),
         events: out.events,
+        requests: meshsim_results::RequestCounts {
+            generated: out.accounting.generated,
+            completed: out.accounting.completed,
+            failed: out.accounting.failed,
+            rejected: out.accounting.rejected,
+            in_flight: out.accounting.in_flight,
+        },
     };
     Ok((out, meta, resolved))
 }

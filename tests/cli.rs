@@ -77,6 +77,13 @@ fn run_writes_every_table_with_stable_columns() {
     assert_eq!(meta["seed"], 9);
     assert_eq!(meta["mode"], "sim");
     assert!(meta["events"].as_u64().unwrap() > 0);
+    let r = &meta["requests"];
+    let n = |k: &str| r[k].as_u64().unwrap();
+    assert!(n("generated") > 400, "{r}");
+    assert_eq!(
+        n("generated"),
+        n("completed") + n("failed") + n("rejected") + n("in_flight")
+    );
     // The resolved scenario runs again to the same tables.
     let again = dir.join("again");
     let st = meshsim()

@@ -15,6 +15,9 @@ pub struct Output {
     pub events: u64,
     /// Conservation counts over the whole run (warm-up included).
     pub accounting: Accounting,
+    /// Calls and attempts still held when the run ended (a run whose
+    /// requests all finished must hold none: anything left is a leak).
+    pub live: (usize, usize),
 }
 
 /// Every generated (root) request ends up in exactly one bucket.
@@ -61,7 +64,13 @@ pub fn simulate_with_progress(
         .iter()
         .enumerate()
         .filter(|(i, _)| (*i as u64 + 1) * window.as_nanos() > sim.warmup.0)
-        .map(|(i, w)| TimeseriesRow::new(i as f64 * window_s, w.row("end_to_end", window_s)))
+        .map(|(i, w)| {
+            let row = match w {
+                Some(w) => w.row("end_to_end", window_s),
+                None => meshsim_results::Latency::coarse().row("end_to_end", window_s),
+            };
+            TimeseriesRow::new(i as f64 * window_s, row)
+        })
         .collect();
     let mut instances = Vec::new();
     for svc in &sim.w.services {
@@ -99,5 +108,6 @@ pub fn simulate_with_progress(
         },
         events: sim.events,
         accounting: sim.acct,
+        live: sim.live(),
     })
 }

@@ -73,6 +73,8 @@ enum Parent {
 
 #[derive(Debug)]
 struct Call {
+    /// The answer of the latest finished attempt.
+    last_outcome: Option<Outcome>,
     /// The upstream endpoint this call is for.
     endpoint: u16,
     /// Attempts sent, to cancel the outstanding ones when the call ends.
@@ -134,8 +136,7 @@ pub(crate) struct InstState {
     isolated: bool,
     /// Total pause time so far (work in service is delayed by its growth).
     pause_total: u64,
-    /// Work items on this instance (running or queued).
-    works: Vec<Ref>,
+
     pub requests: u64,
     pub errors: u64,
     pub busy_ns: u128,
@@ -170,7 +171,8 @@ pub(crate) struct Sim<'a> {
     inst_rng: Vec<Xoshiro256PlusPlus>,
     net_rng: Xoshiro256PlusPlus,
     pub e2e: Latency,
-    pub windows: Vec<Latency>,
+    /// One recorder per time window, created when the window sees traffic.
+    pub windows: Vec<Option<Latency>>,
     pub svc_stats: Vec<SvcStats>,
     pub acct: Accounting,
     pub events: u64,
@@ -226,7 +228,7 @@ impl<'a> Sim<'a> {
                 .collect(),
             net_rng: stream(seed, "network", 0),
             e2e: Latency::new(),
-            windows: (0..windows).map(|_| Latency::new()).collect(),
+            windows: (0..windows).map(|_| None).collect(),
             svc_stats: w
                 .services
                 .iter()
@@ -303,7 +305,9 @@ impl<'a> Sim<'a> {
                 Event::Response { att, outcome } => self.on_response(att, outcome),
                 Event::AttemptTimeout { att } => self.on_attempt_timeout(att),
                 Event::CallTimeout { call } => self.on_call_timeout(call),
-                Event::Retry { call } => self.send_attempt(call, true),
+                Event::Retry { call } => {
+                    self.send_attempt(call, true);
+                }
                 Event::OutlierTick { sidecar } => self.on_outlier_tick(sidecar),
                 Event::Fault { i, on } => self.on_fault(i as usize, on),
                 Event::HealthDue { sidecar, host, at } => self.on_health_due(sidecar, host, at),
@@ -414,6 +418,7 @@ impl<'a> Sim<'a> {
             )
         });
         let call = self.calls.insert(Call {
+            last_outcome: None,
             endpoint,
             hedge,
             attempts: Vec::new(),
@@ -431,22 +436,36 @@ impl<'a> Sim<'a> {
         self.arm_hedge(call);
     }
 
-    fn send_attempt(&mut self, call: Ref, retry: bool) {
+    /// Sends the call's next attempt; `false` if the sidecar refused it.
+    /// A refused first attempt fails the call fast (Envoy's 503 with UO);
+    /// a refused retry returns the last upstream answer; a refused hedge is
+    /// skipped while other attempts are still out.
+    fn send_attempt(&mut self, call: Ref, retry: bool) -> bool {
         let now = self.now;
         let Some(c) = self.calls.get_mut(call) else {
-            return;
+            return false;
         };
         if c.done {
-            return;
+            return false;
         }
+        let refused = if c.outstanding > 0 {
+            None // a hedge: the others carry on
+        } else {
+            Some(c.last_outcome.unwrap_or(Outcome::LocalReject))
+        };
         let s = &mut self.w.sidecars[c.sidecar as usize];
-        // Envoy circuit breakers: a rejected attempt fails fast (503, UO).
         if s.breaker.try_acquire(Resource::Request).is_err() {
-            return self.finish_call(call, Outcome::LocalReject);
+            if let Some(o) = refused {
+                self.finish_call(call, o);
+            }
+            return false;
         }
         if retry && s.breaker.try_acquire_retry().is_err() {
             s.breaker.release(Resource::Request);
-            return self.finish_call(call, Outcome::LocalReject);
+            if let Some(o) = refused {
+                self.finish_call(call, o);
+            }
+            return false;
         }
         let mut picked = None;
         for _ in 0..s.retry.host_selection_picks() {
@@ -461,7 +480,10 @@ impl<'a> Sim<'a> {
             if retry {
                 s.breaker.release(Resource::Retry);
             }
-            return self.finish_call(call, Outcome::LocalReject);
+            if let Some(o) = refused {
+                self.finish_call(call, o);
+            }
+            return false;
         };
         s.lb.on_start(id, now);
         c.retry.on_attempt_start(now, id);
@@ -491,14 +513,15 @@ impl<'a> Sim<'a> {
         if let Some((h, _)) = self.w.sidecars[sc_idx].health.get_mut(id.0 as usize) {
             h.on_traffic();
         }
-        // With hedging, a per-try timeout starts another attempt (the
-        // hedge timer) instead of abandoning this one.
-        if !hedged && per_try.is_some() && attempt_deadline != Time::MAX {
+        // With hedging the per-try timer does not abandon the attempt: it
+        // tells the hedge state (see `on_attempt_timeout`).
+        let _ = hedged;
+        if per_try.is_some() && attempt_deadline != Time::MAX {
             self.q.push(attempt_deadline, Event::AttemptTimeout { att });
         }
         let to_zone = self.w.instances[inst as usize].zone;
         if self.partitioned(zone, to_zone) || self.inst[inst as usize].isolated {
-            return; // black-holed: the attempt ends at its timeout
+            return true; // black-holed: the attempt ends at its timeout
         }
         let one_way = self.one_way(zone, to_zone, latency) + cpu;
         if self.sc.network.loss > 0.0 && chance(&mut self.net_rng, self.sc.network.loss) {
@@ -513,6 +536,7 @@ impl<'a> Sim<'a> {
         } else {
             self.q.push(now + one_way, Event::Arrive { att });
         }
+        true
     }
 
     /// One-way delay: out of one sidecar, across the network, into the other.
@@ -540,7 +564,27 @@ impl<'a> Sim<'a> {
     }
 
     fn on_attempt_timeout(&mut self, att: Ref) {
-        // The attempt is abandoned; the server may still answer, into the void.
+        let now = self.now;
+        let Some(a) = self.atts.get(att) else {
+            return;
+        };
+        let (call, number) = (a.call, a.number);
+        // Hedging: a per-try timeout does not abandon the attempt (it may
+        // still win); the hedge state counts it, and the call fails once
+        // every attempt has timed out or failed.
+        if let Some(c) = self.calls.get_mut(call) {
+            if let Some((hs, _)) = &mut c.hedge {
+                if !c.done {
+                    match hs.on_response(now, number, Outcome::Timeout) {
+                        meshsim_core::retry::hedge::Resolution::Wait => self.arm_hedge(call),
+                        _ => self.finish_call(call, Outcome::Timeout),
+                    }
+                }
+                return;
+            }
+        }
+        // Otherwise the attempt is abandoned; the server may still answer,
+        // into the void.
         if let Some(a) = self.atts.remove(att) {
             self.complete_attempt(a, Outcome::Timeout);
         }
@@ -552,6 +596,9 @@ impl<'a> Sim<'a> {
             return;
         };
         c.outstanding -= 1;
+        if outcome != Outcome::LocalReject {
+            c.last_outcome = Some(outcome);
+        }
         let s = &mut self.w.sidecars[c.sidecar as usize];
         let id = EndpointId(a.endpoint);
         let done = Completion {
@@ -706,9 +753,11 @@ impl<'a> Sim<'a> {
         }
         let lat = (now - start).as_nanos();
         self.e2e.record(lat, error);
-        let w = (now.0 / self.sc.run.window.as_nanos()) as usize;
+        // A request finishing exactly at the end belongs to the last window.
+        let w = ((now.0 / self.sc.run.window.as_nanos()) as usize)
+            .min(self.windows.len().saturating_sub(1));
         if let Some(win) = self.windows.get_mut(w) {
-            win.record(lat, error);
+            win.get_or_insert_with(Latency::coarse).record(lat, error);
         }
     }
 
@@ -764,7 +813,7 @@ impl<'a> Sim<'a> {
             started: None,
         });
         let i = &mut self.inst[inst as usize];
-        i.works.push(work);
+
         if i.busy < concurrency {
             self.start_work(work);
         } else if cap.is_some_and(|c| i.queue.len() as u32 >= c) {
@@ -857,7 +906,7 @@ impl<'a> Sim<'a> {
         let measured = now >= self.warmup;
         let zone = self.w.instances[gi].zone;
         let i = &mut self.inst[gi];
-        i.works.retain(|&r| r != work);
+
         if let Some(started) = wk.started {
             i.busy -= 1;
             i.busy_ns += u128::from(overlap(started, now, self.warmup, self.end));
@@ -1031,8 +1080,13 @@ impl<'a> Sim<'a> {
         i.up = false;
         i.queue.clear();
         self.register(g, false);
-        let i = &mut self.inst[g as usize];
-        let works = std::mem::take(&mut i.works);
+        // A crash is rare: find the instance's work by scanning the slab.
+        let works: Vec<Ref> = self
+            .works
+            .refs()
+            .into_iter()
+            .filter(|&r| self.works.get(r).is_some_and(|w| w.inst == g))
+            .collect();
         for work in works {
             let Some(wk) = self.works.remove(work) else {
                 continue;
@@ -1085,14 +1139,14 @@ impl<'a> Sim<'a> {
         *queued = None;
         if hs.on_timer(now).is_some() {
             let callee = self.w.sidecars[c.sidecar as usize].callee as usize;
-            if now >= self.warmup {
-                // Hedges count with retries: attempts beyond the first.
+            let root = matches!(c.parent, Parent::Root { .. });
+            // Hedges count with retries (attempts beyond the first), when sent.
+            if self.send_attempt(call, false) && now >= self.warmup {
                 self.svc_stats[callee].calls.record_retry();
-                if matches!(c.parent, Parent::Root { .. }) {
+                if root {
                     self.e2e.record_retry();
                 }
             }
-            self.send_attempt(call, false);
         }
         self.arm_hedge(call);
     }
@@ -1300,6 +1354,11 @@ impl<'a> Sim<'a> {
             t.unhealthy(),
             now,
         );
+    }
+
+    /// Calls and attempts still held.
+    pub fn live(&self) -> (usize, usize) {
+        (self.calls.refs().len(), self.atts.refs().len())
     }
 
     /// Busy time of requests still in service at the end.

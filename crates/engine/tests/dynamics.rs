@@ -640,3 +640,65 @@ duration = "10s"
         .unwrap();
     assert!(w.max_ms >= 100.0 && w.max_ms < 101.0, "{}", w.max_ms);
 }
+
+#[test]
+fn every_call_and_attempt_is_released_when_requests_finish() {
+    // 2,000 requests through two tiers with hedging, retries, a crash, an
+    // instance partition and a zone partition, then 10 s with no traffic:
+    // every request must end, and nothing may stay held.
+    let out = simulate(&scenario(
+        r#"
+[run]
+duration = "15s"
+requests = 2000
+seed = 99
+[workload]
+rate = 1000
+entry = "web"
+clients = 2
+[[services]]
+name = "web"
+instances = 2
+zones = ["a", "b"]
+concurrency = 32
+service_time = { dist = "exponential", mean = "200us" }
+calls = [{ service = "db" }]
+[[services]]
+name = "db"
+instances = 4
+zones = ["a", "b"]
+concurrency = 4
+queue_capacity = 8
+service_time = { dist = "exponential", mean = "2ms" }
+[mesh.defaults]
+balancer = { kind = "p2c" }
+retry = { num_retries = 2, retry_on = ["5xx", "reset"], per_try_timeout = "30ms", timeout = "0s" }   # Istio: no route timeout
+hedge = { mode = { kind = "on_per_try_timeout" }, max_attempts = 3 }
+circuit_breaker = { max_requests = 40 }
+[[faults]]
+kind = "crash"
+service = "db"
+instance = 0
+at = "500ms"
+duration = "500ms"
+[[faults]]
+kind = "partition"
+service = "db"
+instance = 1
+at = "300ms"
+duration = "800ms"
+[[faults]]
+kind = "partition"
+zone = "a"
+other_zone = "b"
+at = "1200ms"
+duration = "300ms"
+"#,
+    ))
+    .unwrap();
+    let a = out.accounting;
+    assert_eq!(a.generated, 2000);
+    assert_eq!(a.in_flight, 0);
+    assert!(a.failed > 0, "the faults should fail some requests");
+    assert_eq!(out.live, (0, 0), "calls and attempts left held");
+}

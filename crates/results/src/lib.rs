@@ -142,6 +142,24 @@ pub struct Meta {
     pub wall_time_s: f64,
     /// Events the simulator processed (sim mode).
     pub events: u64,
+    /// Where every generated request ended up, over the whole run (warm-up
+    /// included): generated = completed + failed + rejected + in_flight.
+    pub requests: RequestCounts,
+}
+
+/// Conservation counts of a run's requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestCounts {
+    /// Requests generated.
+    pub generated: u64,
+    /// Answered successfully.
+    pub completed: u64,
+    /// Answered with an error (after retries).
+    pub failed: u64,
+    /// Refused by the client's sidecar before any attempt.
+    pub rejected: u64,
+    /// Still in flight at the end.
+    pub in_flight: u64,
 }
 
 /// Everything one run produced.

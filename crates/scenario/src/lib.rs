@@ -161,6 +161,9 @@ fn default_ingress_concurrency() -> u32 {
     1024
 }
 
+/// The most time-series windows a run may have.
+pub const MAX_WINDOWS: u64 = 100_000;
+
 /// The name of the synthetic ingress service.
 pub const INGRESS: &str = "ingress";
 
@@ -496,6 +499,16 @@ impl Scenario {
         }
         if self.run.window == Nanos::ZERO {
             add("run.window".into(), "must be longer than 0s".into());
+        } else if self.run.duration.as_nanos() / self.run.window.as_nanos() > MAX_WINDOWS {
+            add(
+                "run.window".into(),
+                format!(
+                    "{} windows of {} in {}: at most {MAX_WINDOWS} (each holds a histogram); expected a longer window",
+                    self.run.duration.as_nanos() / self.run.window.as_nanos(),
+                    self.run.window,
+                    self.run.duration
+                ),
+            );
         }
         let w = &self.workload;
         match w.kind {
@@ -864,7 +877,8 @@ impl Scenario {
         for (i, e) in self.mesh.edges.iter().enumerate() {
             for (end, name) in [("from", &e.from), ("to", &e.to)] {
                 if let Some(n) = name {
-                    if self.service(n).is_none() && !(end == "from" && n == CLIENT) {
+                    let ingress = n == INGRESS && self.workload.ingress.is_some();
+                    if self.service(n).is_none() && !(end == "from" && n == CLIENT) && !ingress {
                         add(
                             format!("mesh.edges[{i}].{end}"),
                             format!("no service named {n:?}"),
