@@ -108,3 +108,40 @@ fn an_ejection_cascade_reaches_healthy_hosts_unless_the_percentage_caps_it() {
     .tables;
     assert_eq!(healthy_ejections(&capped), 0);
 }
+
+#[test]
+fn every_shipped_scenario_runs_and_accounts_for_its_requests() {
+    let root = format!("{}/../../scenarios", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = Vec::new();
+    for sub in ["", "validation/"] {
+        for e in std::fs::read_dir(format!("{root}/{sub}"))
+            .unwrap()
+            .flatten()
+        {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.ends_with(".toml") {
+                names.push(format!("{sub}{n}"));
+            }
+        }
+    }
+    names.sort();
+    assert!(names.len() >= 14, "{names:?}");
+    for name in names {
+        let out = simulate(&shipped(&name, &[])).unwrap();
+        let a = out.accounting;
+        assert!(a.generated > 1000, "{name}: {a:?}");
+        assert_eq!(
+            a.generated,
+            a.completed + a.failed + a.rejected + a.in_flight,
+            "{name}"
+        );
+        // Calls held at the end belong to requests still in flight: each
+        // root request holds at most a few calls down its call tree.
+        assert!(
+            out.live.0 as u64 <= 8 * a.in_flight,
+            "{name}: {:?} vs {}",
+            out.live,
+            a.in_flight
+        );
+    }
+}
