@@ -87,6 +87,10 @@ pub(crate) struct Sidecar {
     pub health: Vec<(HealthChecker, Option<Time>)>,
     /// This caller's view of the registry, and its queued timer.
     pub view: Option<(ClientView, Option<Time>)>,
+    /// Route deadlines of calls in flight, in order (see `Sim::start_call`).
+    pub route_timers: std::collections::VecDeque<(Time, crate::slab::Ref)>,
+    /// Whether a `RouteTimers` event is queued for this sidecar.
+    pub route_armed: bool,
     /// Hedging, when the policy asks for it.
     pub hedger: Option<meshsim_core::retry::hedge::Hedger>,
 }
@@ -432,6 +436,8 @@ impl World {
             active_retries: 0,
             health,
             view,
+            route_timers: std::collections::VecDeque::new(),
+            route_armed: false,
             hedger: match policy.hedge.mode {
                 meshsim_core::retry::hedge::HedgeMode::Off => None,
                 _ => Some(policy.hedge.try_new()?),
