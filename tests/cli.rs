@@ -7,6 +7,18 @@ fn meshsim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meshsim"))
 }
 
+/// `meshsim run SCENARIO [EXTRA…] --out OUT`.
+fn run(scenario: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    meshsim()
+        .arg("run")
+        .arg(scenario)
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 /// A fresh path under the system temp directory (removed first).
 fn scratch(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("meshsim-cli-{}-{name}", std::process::id()));
@@ -35,13 +47,7 @@ fn run_writes_every_table_with_stable_columns() {
     let scenario = dir.join("small.toml");
     std::fs::write(&scenario, SMALL).unwrap();
     let out = dir.join("out");
-    let st = meshsim()
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let st = run(&scenario, &out, &[]);
     assert!(
         st.status.success(),
         "{}",
@@ -86,13 +92,7 @@ fn run_writes_every_table_with_stable_columns() {
     );
     // The resolved scenario runs again to the same tables.
     let again = dir.join("again");
-    let st = meshsim()
-        .arg("run")
-        .arg(out.join("scenario.toml"))
-        .arg("--out")
-        .arg(&again)
-        .output()
-        .unwrap();
+    let st = run(&out.join("scenario.toml"), &again, &[]);
     assert!(st.status.success());
     for f in ["summary.csv", "timeseries.csv", "instances.csv"] {
         assert_eq!(
@@ -102,13 +102,7 @@ fn run_writes_every_table_with_stable_columns() {
         );
     }
     // An existing --out is refused, not overwritten.
-    let st = meshsim()
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let st = run(&scenario, &out, &[]);
     assert_eq!(st.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&st.stderr).contains("already exists"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -121,13 +115,7 @@ fn replications_write_one_directory_each() {
     let scenario = dir.join("small.toml");
     std::fs::write(&scenario, SMALL).unwrap();
     let out = dir.join("out");
-    let st = meshsim()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--set", "run.replications=3", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let st = run(&scenario, &out, &["--set", "run.replications=3"]);
     assert!(
         st.status.success(),
         "{}",
@@ -158,13 +146,7 @@ fn bad_scenarios_fail_with_position_and_write_nothing() {
     )
     .unwrap();
     let out = dir.join("out");
-    let st = meshsim()
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let st = run(&scenario, &out, &[]);
     assert_eq!(st.status.code(), Some(2));
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(
@@ -180,13 +162,7 @@ fn bad_scenarios_fail_with_position_and_write_nothing() {
             .replace("entry = \"api\"", "entry = \"web\""),
     )
     .unwrap();
-    let st = meshsim()
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let st = run(&scenario, &out, &[]);
     assert_eq!(st.status.code(), Some(2));
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(

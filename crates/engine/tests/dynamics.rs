@@ -2,7 +2,7 @@
 //! workloads: each with the timing its configuration implies.
 
 mod common;
-use common::{errors_in, scenario};
+use common::{errors_in, scenario, window};
 
 use meshsim_engine::simulate;
 use meshsim_scenario::Scenario;
@@ -147,11 +147,7 @@ duration = "10s"
     // Calls sent just before 20 s time out until 20.1 s at most.
     assert_eq!(errors_in(&t, 21.0, 30.0), 0);
     // Every failed request waited for the 100 ms route timeout.
-    let w = t
-        .timeseries
-        .iter()
-        .find(|w| w.window_start_s == 15.0)
-        .unwrap();
+    let w = window(&t, 15.0);
     assert!(w.max_ms >= 100.0 && w.max_ms < 102.0, "{}", w.max_ms);
 }
 
@@ -633,11 +629,7 @@ duration = "10s"
     let during = errors_in(&t, 10.0, 21.0);
     assert!((890..=1110).contains(&during), "{during}");
     assert_eq!(errors_in(&t, 21.0, 30.0), 0);
-    let w = t
-        .timeseries
-        .iter()
-        .find(|w| w.window_start_s == 15.0)
-        .unwrap();
+    let w = window(&t, 15.0);
     assert!(w.max_ms >= 100.0 && w.max_ms < 101.0, "{}", w.max_ms);
 }
 

@@ -44,3 +44,11 @@ pub fn lambda_and_mean(sc: &Scenario) -> (f64, f64) {
     let s = &sc.services[0].service_time;
     (lambda, s.mean_ns().unwrap() / 1e9)
 }
+
+/// The `timeseries.csv` row of the window starting at `start` seconds.
+pub fn window(t: &RunTables, start: f64) -> &meshsim_results::TimeseriesRow {
+    t.timeseries
+        .iter()
+        .find(|w| w.window_start_s == start)
+        .unwrap()
+}
