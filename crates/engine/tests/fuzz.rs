@@ -14,9 +14,10 @@ fn valid_scenario() -> impl Strategy<Value = String> {
     (
         (1u32..6, 1u32..5, 0usize..n, 0u32..3, 1u32..4),
         (1.0f64..5000.0, 0u64..4, any::<u64>(), 0.0f64..0.3, 1.0f64..30.0),
-        (any::<bool>(), 0u32..3, 0usize..n, 0u32..5, 1u64..250),
+        (any::<bool>(), 0u32..3, 0usize..n, 0u32..8, 1u64..250),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
     )
-        .prop_map(move |((instances, concurrency, kind, dist, clients), (rate, slow, seed, err, factor), (closed, retries, kind2, fault, at))| {
+        .prop_map(move |((instances, concurrency, kind, dist, clients), (rate, slow, seed, err, factor), (closed, retries, kind2, fault, at), (ingress, hedge, watch))| {
                 let dist = match dist {
                     0 => r#"{ dist = "exponential", mean = "2ms" }"#,
                     1 => r#"{ dist = "constant", value = "1ms" }"#,
@@ -28,6 +29,15 @@ fn valid_scenario() -> impl Strategy<Value = String> {
                     format!("rate = {rate}")
                 };
                 let slow = (slow as u32).min(instances - 1);
+                // Extra machinery, each switched on by a drawn flag.
+                let ingress = if ingress && !closed { "ingress = { instances = 2 }" } else { "" };
+                let hedge = if hedge { r#"hedge = { mode = { kind = "on_per_try_timeout" }, max_attempts = 3 }"# } else { "" };
+                let watch = if watch {
+                    r#"health_check = { interval = "20ms", timeout = "10ms", no_traffic_interval = "20ms" }
+discovery = { mode = "push", delay = { fixed = "15ms" } }"#
+                } else {
+                    ""
+                };
                 format!(
                     r#"
 [run]
@@ -39,6 +49,7 @@ window = "100ms"
 {load}
 entry = "s"
 clients = {clients}
+{ingress}
 [[services]]
 name = "s"
 instances = {instances}
@@ -70,6 +81,8 @@ circuit_breaker = {{ max_requests = 20 }}
 to = "t"
 balancer = {{ kind = "{k2}" }}
 retry_budget = {{ kind = "tps" }}
+{hedge}
+{watch}
 [[faults]]
 kind = "{fk}"
 service = "t"
@@ -77,12 +90,14 @@ zone = "a"
 factor = 5.0
 error_rate = 0.5
 latency = "5ms"
+pause = "10ms"
+every = "30ms"
 at = "{at}ms"
 duration = "60ms"
 "#,
                     k = kinds[kind],
                     k2 = kinds[kind2],
-                    fk = ["crash", "slowdown", "error_burst", "latency", "zone_outage"][fault as usize],
+                    fk = ["crash", "slowdown", "error_burst", "latency", "zone_outage", "gc_pause", "partition", "discovery_outage"][fault as usize],
                 )
             },
         )
@@ -114,7 +129,11 @@ proptest! {
         let sc = Scenario::from_toml(&text, "fuzz.toml").unwrap();
         let out = simulate(&sc).unwrap();
         let a = out.accounting;
-        prop_assert_eq!(a.generated, a.completed + a.failed + a.rejected + a.in_flight);
+                prop_assert_eq!(a.generated, a.completed + a.failed + a.rejected + a.in_flight);
+        // Calls still held belong to requests still in flight: a request's
+        // tree here holds at most 5 calls (client→ingress→s→t→u plus s's
+        // parallel pair), so anything beyond that is a leak.
+        prop_assert!(out.live.0 as u64 <= 8 * a.in_flight, "{:?} vs {}", out.live, a.in_flight);
         // Within each service, the instances' shares sum to 1 (or all are 0).
         for svc in ["s", "t", "u"] {
             let rows: Vec<_> = out.tables.instances.iter().filter(|i| i.service == svc).collect();
