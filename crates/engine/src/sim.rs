@@ -134,6 +134,8 @@ pub(crate) struct InstState {
     paused_until: Time,
     /// Cut off from the network (an instance partition).
     isolated: bool,
+    /// Faults (by index) now on for this instance.
+    active: Vec<u32>,
     /// Total pause time so far (work in service is delayed by its growth).
     pause_total: u64,
 
@@ -1035,13 +1037,7 @@ impl<'a> Sim<'a> {
         let f = &self.sc.faults[i];
         let kind = f.kind;
         match kind {
-            FaultKind::Partition if f.service.is_some() => {
-                for g in self.targets(i) {
-                    self.inst[g as usize].isolated = on;
-                }
-                return;
-            }
-            FaultKind::Partition => {
+            FaultKind::Partition if f.service.is_none() => {
                 let zone = |n: &Option<String>| {
                     n.as_deref()
                         .and_then(|n| self.w.zones.iter().position(|z| z == n))
@@ -1078,37 +1074,54 @@ impl<'a> Sim<'a> {
             }
             _ => {}
         }
-        let (factor, error_rate, latency) = (f.factor, f.error_rate, f.latency);
+        // Faults on instances stack: each instance keeps the faults now on
+        // and recomputes their combined effect, so overlapping faults end
+        // independently.
         for g in self.targets(i) {
-            let base = self.w.instances[g as usize].base_slowdown;
-            match kind {
-                FaultKind::Crash | FaultKind::ZoneOutage => {
-                    if on {
-                        self.crash(g);
-                    } else if !self.inst[g as usize].up {
-                        self.inst[g as usize].up = true;
-                        self.register(g, true);
-                    }
-                }
-                FaultKind::Slowdown => {
-                    self.inst[g as usize].slowdown = if on {
-                        base * factor.unwrap_or(1.0)
-                    } else {
-                        base
-                    };
-                }
-                FaultKind::ErrorBurst => {
-                    self.inst[g as usize].error_rate = if on { error_rate } else { None }
-                }
-                FaultKind::Latency => {
-                    self.inst[g as usize].added_latency = if on {
-                        latency.unwrap_or(Nanos::ZERO)
-                    } else {
-                        Nanos::ZERO
-                    };
-                }
-                FaultKind::GcPause | FaultKind::Partition | FaultKind::DiscoveryOutage => {}
+            let active = &mut self.inst[g as usize].active;
+            if on {
+                active.push(i as u32);
+            } else if let Some(k) = active.iter().position(|&x| x == i as u32) {
+                active.remove(k);
             }
+            self.apply_faults(g);
+        }
+    }
+
+    /// Sets an instance's state from the faults active on it: down while any
+    /// crash or zone outage is on; slowdowns multiply; added latencies add;
+    /// the highest error burst applies; isolated while any instance
+    /// partition is on.
+    fn apply_faults(&mut self, g: u32) {
+        let mut down = false;
+        let mut slowdown = self.w.instances[g as usize].base_slowdown;
+        let mut error_rate: Option<f64> = None;
+        let mut latency = Nanos::ZERO;
+        let mut isolated = false;
+        for &k in &self.inst[g as usize].active {
+            let f = &self.sc.faults[k as usize];
+            match f.kind {
+                FaultKind::Crash | FaultKind::ZoneOutage => down = true,
+                FaultKind::Slowdown => slowdown *= f.factor.unwrap_or(1.0),
+                FaultKind::ErrorBurst => {
+                    let r = f.error_rate.unwrap_or(0.0);
+                    error_rate = Some(error_rate.map_or(r, |e| e.max(r)));
+                }
+                FaultKind::Latency => latency = latency + f.latency.unwrap_or(Nanos::ZERO),
+                FaultKind::Partition => isolated = true,
+                FaultKind::GcPause | FaultKind::DiscoveryOutage => {}
+            }
+        }
+        let i = &mut self.inst[g as usize];
+        i.slowdown = slowdown;
+        i.error_rate = error_rate;
+        i.added_latency = latency;
+        i.isolated = isolated;
+        if down && i.up {
+            self.crash(g);
+        } else if !down && !i.up {
+            i.up = true;
+            self.register(g, true);
         }
     }
 

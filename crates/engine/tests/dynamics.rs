@@ -694,3 +694,79 @@ duration = "300ms"
     assert!(a.failed > 0, "the faults should fail some requests");
     assert_eq!(out.live, (0, 0), "calls and attempts left held");
 }
+
+#[test]
+fn overlapping_faults_stack_and_end_independently() {
+    let t = simulate(&scenario(
+        r#"
+[run]
+duration = "40s"
+seed = 45
+[workload]
+rate = 100
+entry = "s"
+[[services]]
+name = "s"
+instances = 2
+concurrency = 16
+service_time = { dist = "constant", value = "1ms" }
+[mesh.defaults]
+balancer = { kind = "round_robin" }
+[[faults]]
+kind = "crash"
+service = "s"
+instance = 1
+at = "10s"
+duration = "20s"
+[[faults]]
+kind = "crash"
+service = "s"
+instance = 1
+at = "20s"
+duration = "5s"
+[[faults]]
+kind = "slowdown"
+service = "s"
+instance = 0
+factor = 2.0
+at = "2s"
+duration = "6s"
+[[faults]]
+kind = "slowdown"
+service = "s"
+instance = 0
+factor = 3.0
+at = "5s"
+duration = "5s"
+"#,
+    ))
+    .unwrap()
+    .tables;
+    // The short crash ending at 25 s does not restart the instance: the long
+    // one holds it down until 30 s (round robin keeps sending it half the
+    // requests: ~50 refused connections per second).
+    assert!(
+        errors_in(&t, 26.0, 30.0) > 150,
+        "{}",
+        errors_in(&t, 26.0, 30.0)
+    );
+    assert_eq!(errors_in(&t, 31.0, 40.0), 0);
+    // Slowdowns multiply while both are on (5–8 s: ×6 = 6 ms) and each
+    // ends on its own (8–10 s: ×3 = 3 ms). Half the requests go to
+    // instance 0, so the window's worst latency is its service time.
+    assert!(
+        (window(&t, 6.0).max_ms - 6.0).abs() < 0.05,
+        "{}",
+        window(&t, 6.0).max_ms
+    );
+    assert!(
+        (window(&t, 9.0).max_ms - 3.0).abs() < 0.05,
+        "{}",
+        window(&t, 9.0).max_ms
+    );
+    assert!(
+        (window(&t, 3.0).max_ms - 2.0).abs() < 0.05,
+        "{}",
+        window(&t, 3.0).max_ms
+    );
+}
