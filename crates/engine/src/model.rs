@@ -51,10 +51,15 @@ pub fn simulate_with_progress(
     sim.settle_busy();
     let measured_s = (sim.end - sim.warmup).as_secs_f64();
     let mut summary = vec![sim.e2e.row("end_to_end", measured_s)];
+    let mut percentiles = sim.e2e.spectrum("end_to_end");
     for (svc, st) in sim.w.services.iter().zip(&sim.svc_stats) {
-        summary.push(st.calls.row(&format!("service:{}", svc.name), measured_s));
+        let scope = format!("service:{}", svc.name);
+        summary.push(st.calls.row(&scope, measured_s));
+        percentiles.extend(st.calls.spectrum(&scope));
         for (ep, lat) in svc.endpoints.iter().zip(&st.endpoints) {
-            summary.push(lat.row(&format!("endpoint:{}/{}", svc.name, ep.name), measured_s));
+            let scope = format!("endpoint:{}/{}", svc.name, ep.name);
+            summary.push(lat.row(&scope, measured_s));
+            percentiles.extend(lat.spectrum(&scope));
         }
     }
     let window = sc.run.window;
@@ -105,6 +110,7 @@ pub fn simulate_with_progress(
             summary,
             timeseries,
             instances,
+            percentiles,
         },
         events: sim.events,
         accounting: sim.acct,

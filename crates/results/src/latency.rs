@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::SummaryRow;
+use crate::{PercentileRow, SummaryRow, SPECTRUM};
 
 /// Latencies and outcomes of one scope over one period.
 #[derive(Clone, Debug)]
@@ -13,6 +13,7 @@ pub struct Latency {
     errors: u64,
     retries: u64,
     sum_ns: u128,
+    min_ns: u64,
     max_ns: u64,
 }
 
@@ -23,7 +24,7 @@ impl Default for Latency {
 }
 
 /// Values are recorded in nanoseconds from 1 ns up to one hour; larger
-/// values are clamped to one hour (the histogram) but kept exact in max and mean.
+/// values are clamped to one hour (the histogram) but kept exact in min, max and mean.
 const HIGHEST_NS: u64 = 3_600_000_000_000;
 
 impl Latency {
@@ -47,6 +48,7 @@ impl Latency {
             errors: 0,
             retries: 0,
             sum_ns: 0,
+            min_ns: u64::MAX,
             max_ns: 0,
         }
     }
@@ -57,6 +59,7 @@ impl Latency {
         self.count += 1;
         self.errors += u64::from(error);
         self.sum_ns += u128::from(latency_ns);
+        self.min_ns = self.min_ns.min(latency_ns);
         self.max_ns = self.max_ns.max(latency_ns);
     }
 
@@ -96,7 +99,38 @@ impl Latency {
         self.errors += other.errors;
         self.retries += other.retries;
         self.sum_ns += other.sum_ns;
+        self.min_ns = self.min_ns.min(other.min_ns);
         self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
+    /// The rows of `latency.csv` for `scope`: the latency at every
+    /// percentile of [`SPECTRUM`] (0 and 100 are the exact minimum and
+    /// maximum); all zero when empty.
+    pub fn spectrum(&self, scope: &str) -> Vec<PercentileRow> {
+        SPECTRUM
+            .iter()
+            .map(|&p| {
+                let ns = if self.count == 0 {
+                    0
+                } else if p >= 100.0 {
+                    self.max_ns
+                } else if p <= 0.0 {
+                    self.min_ns
+                } else {
+                    // HDR reports a bucket's highest equivalent value,
+                    // which can pass the exact maximum: keep the spectrum
+                    // monotone and inside what was recorded.
+                    self.hist
+                        .value_at_quantile(p / 100.0)
+                        .clamp(self.min_ns, self.max_ns)
+                };
+                PercentileRow {
+                    scope: scope.to_owned(),
+                    percentile: p,
+                    latency_ms: ns as f64 / 1e6,
+                }
+            })
+            .collect()
     }
 
     /// The summary row for `scope` over `seconds` of measured time.
@@ -145,6 +179,22 @@ mod tests {
         assert!((r.p99_ms - 9.9).abs() <= 9.9e-3, "{}", r.p99_ms);
         assert!((r.mean_ms - 5.0005).abs() < 1e-9);
         assert_eq!(r.max_ms, 10.0);
+    }
+
+    #[test]
+    fn spectrum_rises_from_min_to_max() {
+        let mut l = Latency::new();
+        for v in 1..=1_000u64 {
+            l.record(v * 1_000_000, false);
+        }
+        let s = l.spectrum("x");
+        assert_eq!(s.len(), SPECTRUM.len());
+        assert_eq!(s[0].latency_ms, 1.0);
+        assert_eq!(s.last().unwrap().latency_ms, 1_000.0);
+        // The median of 1..=1000 ms is 500 ms, within HDR's 0.1%.
+        let p50 = s.iter().find(|r| r.percentile == 50.0).unwrap();
+        assert!((p50.latency_ms - 500.0).abs() <= 0.5, "{}", p50.latency_ms);
+        assert!(s.windows(2).all(|w| w[0].latency_ms <= w[1].latency_ms));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - `timeseries.csv`: the same per time window.
 //! - `instances.csv`: one row per instance: requests, share, utilisation,
 //!   ejections.
+//! - `latency.csv`: the percentile spectrum of every scope (for CDF plots).
 //!
 //! plus `meta.json` and the resolved scenario. A run directory is written
 //! to a temporary sibling and renamed into place, so a reader never sees a
@@ -162,6 +163,26 @@ pub struct RequestCounts {
     pub in_flight: u64,
 }
 
+/// One row of `latency.csv`: the latency at one percentile of one scope,
+/// the percentile spectrum that latency CDF plots are drawn from.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PercentileRow {
+    /// See [`SummaryRow::scope`].
+    pub scope: String,
+    /// The percentile, 0 (the minimum) to 100 (the maximum).
+    pub percentile: f64,
+    /// Latency at that percentile, milliseconds.
+    pub latency_ms: f64,
+}
+
+/// The percentiles `latency.csv` reports for every scope: dense in the tail,
+/// where latency distributions differ, as HdrHistogram's percentile
+/// distribution output is.
+pub const SPECTRUM: [f64; 19] = [
+    0.0, 1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.75, 99.9, 99.95,
+    99.99, 99.995, 99.999, 100.0,
+];
+
 /// Everything one run produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunTables {
@@ -171,6 +192,9 @@ pub struct RunTables {
     pub timeseries: Vec<TimeseriesRow>,
     /// `instances.csv` rows.
     pub instances: Vec<InstanceRow>,
+    /// `latency.csv` rows: [`SPECTRUM`] for every scope of `summary`
+    /// ([`Latency::spectrum`]).
+    pub percentiles: Vec<PercentileRow>,
 }
 
 /// FNV-1a 64-bit hash, for scenario hashes that are stable across versions.

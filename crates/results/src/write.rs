@@ -63,8 +63,8 @@ fn write_csv<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), WriteEr
     w.flush().map_err(io("writing", path))
 }
 
-/// Writes `summary.csv`, `timeseries.csv`, `instances.csv`, `meta.json` and
-/// `scenario.toml` into `dir`, which must not exist. Everything goes to a
+/// Writes `summary.csv`, `timeseries.csv`, `instances.csv`, `latency.csv`,
+/// `meta.json` and `scenario.toml` into `dir`, which must not exist. Everything goes to a
 /// temporary sibling first and is renamed into place at the end, so `dir`
 /// either appears complete or not at all.
 pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> Result<(), WriteError> {
@@ -89,6 +89,7 @@ pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> Result<(), WriteError> {
         write_csv(&tmp.join("summary.csv"), &files.tables.summary)?;
         write_csv(&tmp.join("timeseries.csv"), &files.tables.timeseries)?;
         write_csv(&tmp.join("instances.csv"), &files.tables.instances)?;
+        write_csv(&tmp.join("latency.csv"), &files.tables.percentiles)?;
         let meta = serde_json::to_string_pretty(files.meta).expect("meta serialises");
         let p = tmp.join("meta.json");
         fs::File::create(&p)
