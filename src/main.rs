@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod algorithms;
+mod backend;
+mod load;
+mod proxy;
 mod run;
 mod schema;
 
@@ -21,6 +24,14 @@ struct Cli {
 enum Command {
     /// List every algorithm with a one-line description and its defaults.
     Algorithms(algorithms::Args),
+    /// Live: a fake service instance (service time, workers, queue, errors, calls).
+    Backend(backend::Args),
+    /// Live: a tiny discovery server (versioned endpoint sets) for `meshsim proxy`.
+    Discovery(proxy::DiscoveryArgs),
+    /// Live: an open-loop (or closed-loop) load generator that writes result tables.
+    Load(load::Args),
+    /// Live: a sidecar proxy running meshsim's algorithms.
+    Proxy(proxy::Args),
     /// Simulate a scenario and write its result tables.
     Run(run::Args),
     /// Print the JSON Schema of scenario files (for editor completion).
@@ -31,6 +42,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Algorithms(args) => algorithms::run(&args),
+        Command::Backend(args) => backend::run(&args),
+        Command::Discovery(args) => proxy::run_discovery(&args),
+        Command::Load(args) => load::run(&args),
+        Command::Proxy(args) => proxy::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Schema(args) => schema::run(&args),
     };

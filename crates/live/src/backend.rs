@@ -1,0 +1,478 @@
+//! `meshsim backend`: a fake service instance.
+//!
+//! Each request waits for one of `concurrency` workers (at most
+//! `queue_capacity` may wait; beyond that the answer is an immediate 503),
+//! then the worker spends a service time drawn from the distribution —
+//! asleep ([`Work::Sleep`], an I/O-bound service) or spinning on the CPU
+//! ([`Work::Cpu`]) — then makes the downstream calls of its script through
+//! its sidecar (steps in order, the calls of a parallel group at once), and
+//! answers: 500 with probability `error_rate`, else 200 with
+//! `response_bytes` bytes. The worker is held for the whole request, as the
+//! simulator's thread-per-request model holds it. Every response carries
+//! `x-meshsim-instance: <service>/<instance>`.
+//!
+//! Admin (same port, under `/admin/`): `GET /admin/stats` (counts and busy
+//! time as JSON), `POST /admin/set` with a JSON object of any of
+//! `latency_factor`, `extra_latency`, `error_rate`, `paused` (a paused
+//! backend holds new requests until resumed). `GET /healthz` answers 200
+//! unless paused (then 503).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use meshsim_core::Nanos;
+use meshsim_scenario::{Dist, Step};
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use tokio::sync::{watch, Semaphore};
+
+use crate::clock::Clock;
+use crate::http::{self, Body, HttpClient, INSTANCE_HEADER};
+use crate::sample::Sampler;
+use crate::shutdown::Shutdown;
+
+/// How a worker spends its service time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Work {
+    /// An asynchronous wait (an I/O-bound service): costs no CPU.
+    #[default]
+    Sleep,
+    /// A busy loop on the CPU (a CPU-bound service).
+    Cpu,
+}
+
+/// A backend's configuration (TOML or flags).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Service name, for the instance header.
+    pub service: String,
+    /// Instance index within the service.
+    pub instance: u32,
+    /// Time a worker spends per request.
+    pub service_time: Dist,
+    /// Sleep or burn CPU.
+    pub work: Work,
+    /// Workers (requests served at once).
+    pub concurrency: u32,
+    /// Requests that may wait for a worker; beyond, 503 at once.
+    pub queue_capacity: u32,
+    /// Probability of answering 500.
+    pub error_rate: f64,
+    /// Bytes in each successful response body.
+    pub response_bytes: u64,
+    /// Downstream calls after the own work, as in the scenario.
+    pub calls: Vec<Step>,
+    /// The sidecar that downstream calls go through (`Host` = callee name).
+    pub sidecar: Option<SocketAddr>,
+    /// Timeout of one downstream call.
+    pub call_timeout: Nanos,
+    /// Seed of the service-time and error draws.
+    pub seed: u64,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            service: "backend".into(),
+            instance: 0,
+            service_time: Dist::Constant {
+                value: Nanos::ZERO,
+            },
+            work: Work::Sleep,
+            concurrency: 64,
+            queue_capacity: 1024,
+            error_rate: 0.0,
+            response_bytes: 0,
+            calls: Vec::new(),
+            sidecar: None,
+            call_timeout: Nanos::from_secs(30),
+            seed: 1,
+        }
+    }
+}
+
+/// Why a backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// A configuration value is wrong.
+    #[error("backend config: {0}")]
+    Config(String),
+    /// The listener could not be opened.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl BackendConfig {
+    /// Parses a TOML configuration (fields as in this struct).
+    pub fn from_toml(text: &str) -> Result<BackendConfig, BackendError> {
+        toml::from_str(text).map_err(|e| BackendError::Config(e.to_string()))
+    }
+
+    /// Checks every field; the error names the field and what is expected.
+    pub fn validate(&self) -> Result<Sampler, BackendError> {
+        let bad = |m: String| Err(BackendError::Config(m));
+        if self.concurrency == 0 {
+            return bad("concurrency must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            return bad(format!(
+                "error_rate {} is not a probability in [0, 1]",
+                self.error_rate
+            ));
+        }
+        if !self.calls.is_empty() && self.sidecar.is_none() {
+            return bad("calls need a sidecar address (--sidecar) to go through".into());
+        }
+        for (i, s) in self.calls.iter().enumerate() {
+            if s.calls().is_empty() {
+                return bad(format!("calls[{i}]: a step needs `service` or `parallel`"));
+            }
+        }
+        Sampler::new(&self.service_time)
+            .map_err(|e| BackendError::Config(format!("service_time: {e}")))
+    }
+}
+
+/// Run-time knobs changed through `POST /admin/set`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Knobs {
+    /// Multiplies every drawn service time (slow-down faults); 1 when unset.
+    pub latency_factor: Option<f64>,
+    /// Added to every service time.
+    pub extra_latency: Option<Nanos>,
+    /// Replaces the configured error rate.
+    pub error_rate: Option<f64>,
+    /// Holds new requests until unpaused.
+    pub paused: Option<bool>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Stats {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    rejected: AtomicU64,
+    busy_ns: AtomicU64,
+    in_flight: AtomicU64,
+    queued: AtomicU64,
+}
+
+#[derive(Debug)]
+struct State {
+    cfg: BackendConfig,
+    sampler: Sampler,
+    rng: Mutex<Xoshiro256PlusPlus>,
+    knobs: Mutex<Knobs>,
+    paused: watch::Sender<bool>,
+    workers: Semaphore,
+    stats: Stats,
+    clock: Clock,
+    client: HttpClient,
+    body: Bytes,
+    name: hyper::header::HeaderValue,
+}
+
+/// A running backend.
+#[derive(Debug)]
+pub struct Backend {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Backend {
+    /// Validates `cfg`, binds and starts serving on the current runtime.
+    pub async fn start(cfg: BackendConfig) -> Result<Backend, BackendError> {
+        let sampler = cfg.validate()?;
+        let listener = http::bind(cfg.listen).await?;
+        let addr = listener.local_addr()?;
+        let name = format!("{}/{}", cfg.service, cfg.instance);
+        let state = Arc::new(State {
+            sampler,
+            rng: Mutex::new(Xoshiro256PlusPlus::seed_from_u64(cfg.seed)),
+            knobs: Mutex::new(Knobs::default()),
+            paused: watch::channel(false).0,
+            workers: Semaphore::new(cfg.concurrency as usize),
+            stats: Stats::default(),
+            clock: Clock::start(),
+            client: http::client(256, std::time::Duration::from_secs(30)),
+            body: Bytes::from(vec![b'x'; cfg.response_bytes as usize]),
+            name: hyper::header::HeaderValue::from_str(&name)
+                .map_err(|_| BackendError::Config(format!("service name {name:?} is not a valid header value")))?,
+            cfg,
+        });
+        let shutdown = Shutdown::new();
+        let sd = shutdown.clone();
+        let task = tokio::spawn(async move {
+            crate::serve::serve(listener, sd, crate::serve::ServerLimits::default(), move |req| {
+                let st = state.clone();
+                async move { Ok::<_, Infallible>(handle(st, req).await) }
+            })
+            .await;
+        });
+        Ok(Backend {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting, finishes requests in flight, and returns.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        let _ = self.task.await;
+    }
+
+    /// Stops at once: the listener and every connection are dropped, as if
+    /// the process had been killed.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    if path == "/healthz" {
+        return if *st.paused.borrow() {
+            http::text(StatusCode::SERVICE_UNAVAILABLE, "paused\n")
+        } else {
+            http::text(StatusCode::OK, "ok\n")
+        };
+    }
+    if let Some(cmd) = path.strip_prefix("/admin/") {
+        return admin(&st, cmd.to_owned(), req).await;
+    }
+    // Drain the request body (bounded) so the connection can be reused.
+    let _ = http_body_util::Limited::new(req.into_body(), 1 << 20).collect().await;
+    let mut resp = serve_one(&st).await;
+    resp.headers_mut().insert(INSTANCE_HEADER, st.name.clone());
+    resp
+}
+
+async fn serve_one(st: &State) -> Response<Body> {
+    // Bounded queue: count waiters; refuse beyond the capacity.
+    let queued = st.stats.queued.fetch_add(1, Ordering::Relaxed);
+    if queued >= u64::from(st.cfg.queue_capacity) && st.workers.available_permits() == 0 {
+        st.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        st.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return http::text(StatusCode::SERVICE_UNAVAILABLE, "queue full\n");
+    }
+    let mut paused = st.paused.subscribe();
+    let _ = paused.wait_for(|p| !*p).await;
+    let permit = st.workers.acquire().await;
+    st.stats.queued.fetch_sub(1, Ordering::Relaxed);
+    let Ok(_permit) = permit else {
+        return http::text(StatusCode::SERVICE_UNAVAILABLE, "closing\n");
+    };
+    st.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+    let started = st.clock.now();
+    let (work, fail) = {
+        let knobs = st.knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = st.sampler.sample(&mut rng);
+        if let Some(f) = knobs.latency_factor {
+            d = d.mul_f64(f);
+        }
+        d = d + knobs.extra_latency.unwrap_or(Nanos::ZERO);
+        let p = knobs.error_rate.unwrap_or(st.cfg.error_rate);
+        (d, meshsim_core::rng::chance(&mut *rng, p))
+    };
+    match st.cfg.work {
+        Work::Sleep => {
+            if work > Nanos::ZERO {
+                st.clock.sleep(work).await;
+            }
+        }
+        Work::Cpu => {
+            let until = started + work;
+            while st.clock.now() < until {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    let mut downstream_failed = false;
+    if let Some(sidecar) = st.cfg.sidecar {
+        for step in &st.cfg.calls {
+            let calls: Vec<_> = {
+                let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
+                step.calls()
+                    .into_iter()
+                    .filter(|c| meshsim_core::rng::chance(&mut *rng, c.probability))
+                    .collect()
+            };
+            let futs = calls.iter().map(|c| call(st, sidecar, &c.service, c.endpoint.as_deref()));
+            let results = join_all(futs).await;
+            if results.iter().any(|ok| !ok) {
+                downstream_failed = true;
+                break;
+            }
+        }
+    }
+    let busy = st.clock.now() - started;
+    st.stats.busy_ns.fetch_add(busy.as_nanos(), Ordering::Relaxed);
+    st.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    st.stats.requests.fetch_add(1, Ordering::Relaxed);
+    if fail || downstream_failed {
+        st.stats.errors.fetch_add(1, Ordering::Relaxed);
+        let status = if downstream_failed {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        return http::text(status, "error\n");
+    }
+    let mut r = Response::new(http_body_util::Full::new(st.body.clone()));
+    *r.status_mut() = StatusCode::OK;
+    r
+}
+
+/// Runs the futures concurrently on this task and collects their outputs.
+async fn join_all<F: std::future::Future<Output = bool>>(futs: impl Iterator<Item = F>) -> Vec<bool> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out = vec![false; set.len()];
+    let mut done = vec![false; set.len()];
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if done[i] {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => {
+                    out[i] = v;
+                    done[i] = true;
+                }
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out
+}
+
+/// One downstream call through the sidecar; `true` on a 2xx–4xx answer.
+async fn call(st: &State, sidecar: SocketAddr, service: &str, endpoint: Option<&str>) -> bool {
+    let path = endpoint.map_or_else(|| "/".to_owned(), |e| format!("/{e}"));
+    let Ok(req) = Request::builder()
+        .uri(format!("http://{sidecar}{path}"))
+        .header(hyper::header::HOST, service)
+        .body(Body::default())
+    else {
+        return false;
+    };
+    let fut = async {
+        match st.client.request(req).await {
+            Ok(resp) => {
+                let ok = resp.status().as_u16() < 500;
+                ok && resp.into_body().collect().await.is_ok()
+            }
+            Err(_) => false,
+        }
+    };
+    st.clock.timeout(st.cfg.call_timeout, fut).await.unwrap_or(false)
+}
+
+async fn admin(st: &State, cmd: String, req: Request<Incoming>) -> Response<Body> {
+    match (req.method().clone(), cmd.as_str()) {
+        (Method::GET, "stats") => {
+            let s = &st.stats;
+            let uptime = st.clock.now().as_secs_f64();
+            let busy = s.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
+            http::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "instance": st.name.to_str().unwrap_or_default(),
+                    "requests": s.requests.load(Ordering::Relaxed),
+                    "errors": s.errors.load(Ordering::Relaxed),
+                    "rejected": s.rejected.load(Ordering::Relaxed),
+                    "in_flight": s.in_flight.load(Ordering::Relaxed),
+                    "queued": s.queued.load(Ordering::Relaxed),
+                    "busy_s": busy,
+                    "uptime_s": uptime,
+                    "utilization": if uptime > 0.0 { busy / (uptime * f64::from(st.cfg.concurrency)) } else { 0.0 },
+                    "knobs": &*st.knobs.lock().unwrap_or_else(|e| e.into_inner()),
+                }),
+            )
+        }
+        (Method::POST, "set") => {
+            let body = match http_body_util::Limited::new(req.into_body(), 64 * 1024).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return http::text(StatusCode::BAD_REQUEST, format!("reading body: {e}\n")),
+            };
+            let k: Knobs = match serde_json::from_slice(&body) {
+                Ok(k) => k,
+                Err(e) => {
+                    return http::text(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid knobs: {e}; expected JSON with any of latency_factor, extra_latency, error_rate, paused\n"),
+                    )
+                }
+            };
+            if let Some(p) = k.error_rate {
+                if !(0.0..=1.0).contains(&p) {
+                    return http::text(StatusCode::BAD_REQUEST, format!("error_rate {p} is not in [0, 1]\n"));
+                }
+            }
+            if let Some(f) = k.latency_factor {
+                if !(f >= 0.0 && f.is_finite()) {
+                    return http::text(StatusCode::BAD_REQUEST, format!("latency_factor {f} must be a finite number >= 0\n"));
+                }
+            }
+            let mut knobs = st.knobs.lock().unwrap_or_else(|e| e.into_inner());
+            if k.latency_factor.is_some() {
+                knobs.latency_factor = k.latency_factor;
+            }
+            if k.extra_latency.is_some() {
+                knobs.extra_latency = k.extra_latency;
+            }
+            if k.error_rate.is_some() {
+                knobs.error_rate = k.error_rate;
+            }
+            if let Some(p) = k.paused {
+                knobs.paused = Some(p);
+                st.paused.send_replace(p);
+            }
+            http::json(StatusCode::OK, &*knobs)
+        }
+        _ => http::text(
+            StatusCode::NOT_FOUND,
+            "admin: GET /admin/stats, POST /admin/set {\"latency_factor\":..,\"extra_latency\":\"5ms\",\"error_rate\":..,\"paused\":..}\n",
+        ),
+    }
+}
+
+/// Parses a distribution written as a TOML inline table
+/// (`{ dist = "exponential", mean = "1ms" }`) or as a bare duration
+/// (`"1ms"`, a constant).
+pub fn parse_dist(s: &str) -> Result<Dist, String> {
+    if let Ok(n) = s.trim().parse::<Nanos>() {
+        return Ok(Dist::Constant { value: n });
+    }
+    #[derive(serde::Deserialize)]
+    struct W {
+        d: Dist,
+    }
+    toml::from_str::<W>(&format!("d = {s}"))
+        .map(|w| w.d)
+        .map_err(|e| format!("invalid distribution {s:?}: {e}; expected a duration such as \"1ms\" or an inline table such as {{ dist = \"exponential\", mean = \"1ms\" }}"))
+}

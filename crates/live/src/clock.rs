@@ -1,0 +1,91 @@
+//! The one place in live mode that reads the clock.
+//!
+//! Every component of live mode measures time as core [`Time`]: integer
+//! nanoseconds since its [`Clock`] started (the proxy's, the backend's or
+//! the load generator's start). The core's state machines take that `now`
+//! exactly as they take the simulator's virtual time. No other module of
+//! this crate reads a clock or sleeps by itself: they ask a [`Clock`].
+#![allow(clippy::disallowed_methods)] // this module is the designated clock reader
+
+use std::time::{Duration, Instant};
+
+use meshsim_core::{Nanos, Time};
+
+/// Maps the monotonic clock to core [`Time`] since an origin.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::start()
+    }
+}
+
+impl Clock {
+    /// A clock whose `Time::ZERO` is now.
+    pub fn start() -> Clock {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the origin.
+    #[inline]
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The tokio instant of a core time, for tokio's timers.
+    pub fn instant(&self, t: Time) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.origin + Duration::from_nanos(t.0))
+    }
+
+    /// Waits (asynchronously) until `t`. tokio's timer has millisecond
+    /// granularity; use [`Clock::wait_precise`] on a dedicated thread when
+    /// microseconds matter.
+    pub async fn sleep_until(&self, t: Time) {
+        tokio::time::sleep_until(self.instant(t)).await;
+    }
+
+    /// Waits (asynchronously) for `d`.
+    pub async fn sleep(&self, d: Nanos) {
+        tokio::time::sleep(Duration::from(d)).await;
+    }
+
+    /// Runs `f` for at most `d`; `None` if it did not finish in time.
+    pub async fn timeout<F: std::future::Future>(&self, d: Nanos, f: F) -> Option<F::Output> {
+        tokio::time::timeout(Duration::from(d), f).await.ok()
+    }
+
+    /// Runs `f` until `t`; `None` if it did not finish by then.
+    pub async fn timeout_at<F: std::future::Future>(&self, t: Time, f: F) -> Option<F::Output> {
+        tokio::time::timeout_at(self.instant(t), f).await.ok()
+    }
+
+    /// Blocks the calling OS thread until `t`, to within a few microseconds:
+    /// it sleeps until shortly before `t` (the kernel's timer slack is about
+    /// 50 µs) and spins for the rest. Only for the load generator's
+    /// scheduler thread, never inside the async runtime.
+    pub fn wait_precise(&self, t: Time) {
+        const SPIN: u64 = 200_000; // spin the last 200 µs
+        loop {
+            let now = self.now();
+            if now >= t {
+                return;
+            }
+            let left = t.0 - now.0;
+            if left > SPIN {
+                std::thread::sleep(Duration::from_nanos(left - SPIN));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Seconds of wall time since the origin (for `meta.json`).
+    pub fn elapsed_secs(&self) -> f64 {
+        self.origin.elapsed().as_secs_f64()
+    }
+}

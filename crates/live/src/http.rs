@@ -1,0 +1,72 @@
+//! Small HTTP helpers shared by the proxy, the backend and the load generator.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+/// Every body meshsim's live programs send: fully buffered bytes.
+pub type Body = Full<Bytes>;
+
+/// A pooled HTTP/1.1 client (keep-alive, `TCP_NODELAY`).
+pub type HttpClient = Client<HttpConnector, Body>;
+
+/// The response header that names the instance that served a request.
+pub const INSTANCE_HEADER: &str = "x-meshsim-instance";
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A client with a connection pool of at most `max_idle` idle connections
+/// per upstream address, kept `idle` long.
+pub fn client(max_idle: usize, idle: std::time::Duration) -> HttpClient {
+    let mut conn = HttpConnector::new();
+    conn.set_nodelay(true);
+    conn.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_max_idle_per_host(max_idle)
+        .pool_idle_timeout(idle)
+        .build(conn)
+}
+
+/// Binds a TCP listener, with an error that names the address.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, std::io::Error> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+    })
+}
+
+/// Parses a listen address; a bare port means `127.0.0.1:PORT`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("invalid listen address {s:?}: expected IP:PORT such as 127.0.0.1:8080, or a port")
+    })
+}

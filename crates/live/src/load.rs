@@ -1,0 +1,548 @@
+//! `meshsim load`: an open-loop load generator (and a closed-loop one for
+//! comparison) that writes the simulator's result tables.
+//!
+//! # Open loop (wrk2 semantics)
+//!
+//! A scheduler thread computes each request's **intended send time** from
+//! the arrival process (Poisson, constant, or phases of either) and the
+//! seed, waits for it precisely (sleep, then spin the last 200 µs), and
+//! hands the request to the async runtime. The request then waits for one of
+//! `connections` slots (a bounded pool of keep-alive connections) and is
+//! sent. Latency is measured from the intended time (corrected: a stalled
+//! server cannot hide its stall by slowing the generator down, no
+//! coordinated omission) and, separately, from the actual send
+//! (uncorrected). The **send lag** (actual − intended) shows where the
+//! generator itself could not keep its schedule. At most `max_pending`
+//! requests may be scheduled but unfinished; beyond that a request is
+//! counted as an `overflow` error and not sent, so memory stays bounded.
+//!
+//! # Closed loop
+//!
+//! `connections` workers each send a request, wait for the answer, send
+//! the next. Intended and actual send coincide.
+//!
+//! # Results
+//!
+//! Requests whose intended time falls in the measurement period (after the
+//! warm-up) are recorded, whenever they finish. `summary.csv` gets the
+//! `end_to_end` row (corrected latency) and two more scopes:
+//! `load:uncorrected` (latency from the actual send) and `load:send_lag`
+//! (the lag, in the latency columns). `timeseries.csv` has `end_to_end` per
+//! window of completion time; `instances.csv` counts the responses per
+//! `x-meshsim-instance` header (`service/index`; other values get the
+//! service `target` and an index in order of appearance).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{Method, Request, Uri};
+use meshsim_core::{Nanos, Time};
+use meshsim_results::{InstanceRow, Latency, Meta, RequestCounts, RunTables, TimeseriesRow};
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use tokio::sync::Semaphore;
+
+use crate::clock::Clock;
+use crate::http::{self, Body, INSTANCE_HEADER};
+
+/// How requests arrive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalKind {
+    /// Exponential gaps (a Poisson process).
+    #[default]
+    Poisson,
+    /// Equal gaps.
+    Constant,
+    /// Closed loop: each connection sends its next request when the previous answered.
+    Closed,
+}
+
+/// A period at a given rate.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// How long.
+    pub duration: Nanos,
+    /// Requests per second.
+    pub rate: f64,
+}
+
+/// The load generator's configuration.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadConfig {
+    /// Target URL (`http://HOST:PORT/PATH`).
+    pub url: String,
+    /// `Host` header to send instead of the URL's (e.g. a cluster name).
+    pub host: Option<String>,
+    /// Arrival process.
+    pub arrival: ArrivalKind,
+    /// Requests per second (open loop).
+    pub rate: f64,
+    /// Rate changes over time (open loop); the last rate holds to the end.
+    pub phases: Vec<Phase>,
+    /// Measured period.
+    pub duration: Nanos,
+    /// Unrecorded period before it.
+    pub warmup: Nanos,
+    /// Connections (closed loop: workers; open loop: requests in flight at most).
+    pub connections: u32,
+    /// Scheduled but unfinished requests at most (open loop).
+    pub max_pending: u32,
+    /// Per-request timeout.
+    pub timeout: Nanos,
+    /// Time-series window.
+    pub window: Nanos,
+    /// Seed of the arrival times.
+    pub seed: u64,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig {
+            url: String::new(),
+            host: None,
+            arrival: ArrivalKind::Poisson,
+            rate: 100.0,
+            phases: Vec::new(),
+            duration: Nanos::from_secs(10),
+            warmup: Nanos::ZERO,
+            connections: 64,
+            max_pending: 100_000,
+            timeout: Nanos::from_secs(10),
+            window: Nanos::from_secs(1),
+            seed: 1,
+        }
+    }
+}
+
+/// A configuration problem or a failed run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A value is invalid.
+    #[error("load config: {0}")]
+    Config(String),
+}
+
+impl LoadConfig {
+    /// Checks every field; the error names it and says what is expected.
+    pub fn validate(&self) -> Result<Uri, LoadError> {
+        let bad = |m: String| Err(LoadError::Config(m));
+        let uri: Uri = match self.url.parse() {
+            Ok(u) => u,
+            Err(e) => return bad(format!("url {:?}: {e}; expected http://HOST:PORT/PATH", self.url)),
+        };
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return bad(format!("url {:?}: expected http://HOST:PORT/PATH (https is not supported)", self.url));
+        }
+        if self.arrival != ArrivalKind::Closed {
+            if !(self.rate > 0.0 && self.rate.is_finite()) && self.phases.is_empty() {
+                return bad(format!("rate {} must be a positive number of requests per second", self.rate));
+            }
+            for (i, p) in self.phases.iter().enumerate() {
+                if !(p.rate >= 0.0 && p.rate.is_finite()) {
+                    return bad(format!("phases[{i}].rate {} must be >= 0", p.rate));
+                }
+            }
+        }
+        if self.duration == Nanos::ZERO {
+            return bad("duration must be positive, e.g. \"10s\"".into());
+        }
+        if self.connections == 0 {
+            return bad("connections must be at least 1".into());
+        }
+        if self.max_pending == 0 {
+            return bad("max_pending must be at least 1".into());
+        }
+        if self.window == Nanos::ZERO {
+            return bad("window must be positive, e.g. \"1s\"".into());
+        }
+        if self.timeout == Nanos::ZERO {
+            return bad("timeout must be positive, e.g. \"10s\"".into());
+        }
+        Ok(uri)
+    }
+
+    /// The rate at `t` since the start.
+    fn rate_at(&self, t: Nanos) -> (f64, Option<Nanos>) {
+        let mut start = Nanos::ZERO;
+        for p in &self.phases {
+            let end = start + p.duration;
+            if t < end {
+                return (p.rate, Some(end));
+            }
+            start = end;
+        }
+        (self.phases.last().map_or(self.rate, |p| p.rate), None)
+    }
+}
+
+/// One finished (or refused) request.
+#[derive(Clone, Debug)]
+struct Sample {
+    intended: Time,
+    sent: Time,
+    done: Time,
+    /// `Ok(status)` or the failure's name.
+    result: Result<u16, &'static str>,
+    instance: Option<String>,
+}
+
+#[derive(Debug)]
+struct Recorder {
+    start: Time,
+    end: Time,
+    window: Nanos,
+    corrected: Latency,
+    uncorrected: Latency,
+    lag: Latency,
+    windows: Vec<Latency>,
+    instances: BTreeMap<String, (u64, u64)>,
+    errors: BTreeMap<String, u64>,
+    counts: RequestCounts,
+}
+
+impl Recorder {
+    fn record(&mut self, s: Sample) {
+        let error = !matches!(s.result, Ok(code) if code < 500);
+        match s.result {
+            Ok(_) if !error => self.counts.completed += 1,
+            Err("overflow") => self.counts.rejected += 1,
+            _ => self.counts.failed += 1,
+        }
+        self.counts.in_flight = self.counts.in_flight.saturating_sub(1);
+        if s.intended < self.start || s.intended >= self.end {
+            return; // warm-up, or scheduled after the end
+        }
+        let corrected = s.done - s.intended;
+        self.corrected.record(corrected.as_nanos(), error);
+        if s.result != Err("overflow") {
+            self.uncorrected.record((s.done - s.sent).as_nanos(), error);
+            self.lag.record((s.sent - s.intended).as_nanos(), false);
+        }
+        let w = ((s.done - self.start).as_nanos() / self.window.as_nanos()) as usize;
+        let w = w.min(self.windows.len().saturating_sub(1));
+        if let Some(l) = self.windows.get_mut(w) {
+            l.record(corrected.as_nanos(), error);
+        }
+        match s.result {
+            Ok(code) if code >= 500 => *self.errors.entry(format!("status_{code}")).or_default() += 1,
+            Err(e) => *self.errors.entry(e.to_owned()).or_default() += 1,
+            Ok(_) => {}
+        }
+        if let Some(i) = s.instance {
+            let e = self.instances.entry(i).or_default();
+            e.0 += 1;
+            e.1 += u64::from(error);
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct LoadReport {
+    /// The result tables.
+    pub tables: RunTables,
+    /// `meta.json`.
+    pub meta: Meta,
+    /// The configuration, as TOML (written as `scenario.toml`).
+    pub config_toml: String,
+    /// Failures by kind (`status_503`, `timeout`, `connect`, `reset`, `overflow`).
+    pub errors: BTreeMap<String, u64>,
+    /// Send lag p50, p90, p99, max in microseconds.
+    pub send_lag_us: [f64; 4],
+}
+
+impl LoadReport {
+    /// Writes the run directory (atomically).
+    pub fn write(&self, dir: &std::path::Path) -> Result<(), meshsim_results::WriteError> {
+        meshsim_results::write_run(
+            dir,
+            &meshsim_results::RunFiles { tables: &self.tables, meta: &self.meta, scenario: &self.config_toml },
+        )
+    }
+}
+
+struct Target {
+    uri: Uri,
+    host: Option<hyper::header::HeaderValue>,
+    client: http::HttpClient,
+    clock: Clock,
+    timeout: Nanos,
+    conns: Semaphore,
+    rec: Mutex<Recorder>,
+}
+
+impl Target {
+    async fn one(&self, intended: Time) {
+        let permit = self.conns.acquire().await;
+        let sent = self.clock.now();
+        let mut b = Request::builder().method(Method::GET).uri(self.uri.clone());
+        if let Some(h) = &self.host {
+            b = b.header(hyper::header::HOST, h.clone());
+        }
+        let req = b.body(Body::new(Bytes::new()));
+        let fut = async {
+            let req = req.map_err(|_| "invalid_request")?;
+            match self.client.request(req).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let inst = resp
+                        .headers()
+                        .get(INSTANCE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    match resp.into_body().collect().await {
+                        Ok(_) => Ok((status, inst)),
+                        Err(_) => Err("reset"),
+                    }
+                }
+                Err(e) if e.is_connect() => Err("connect"),
+                Err(_) => Err("reset"),
+            }
+        };
+        let r = self.clock.timeout(self.timeout, fut).await.unwrap_or(Err("timeout"));
+        drop(permit);
+        let done = self.clock.now();
+        let (result, instance) = match r {
+            Ok((s, i)) => (Ok(s), i),
+            Err(e) => (Err(e), None),
+        };
+        let s = Sample { intended, sent, done, result, instance };
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).record(s);
+    }
+}
+
+/// Runs the load described by `cfg` against its URL on the current tokio
+/// runtime (the open-loop scheduler runs on its own OS thread).
+pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
+    let uri = cfg.validate()?;
+    let host = match &cfg.host {
+        Some(h) => Some(
+            hyper::header::HeaderValue::from_str(h)
+                .map_err(|_| LoadError::Config(format!("host {h:?} is not a valid header value")))?,
+        ),
+        None => None,
+    };
+    let clock = Clock::start();
+    let start = Time(0) + cfg.warmup;
+    let end = start + cfg.duration;
+    let n_windows = cfg.duration.as_nanos().div_ceil(cfg.window.as_nanos()).max(1) as usize;
+    let target = Arc::new(Target {
+        uri,
+        host,
+        client: http::client(cfg.connections as usize, std::time::Duration::from_secs(30)),
+        clock,
+        timeout: cfg.timeout,
+        conns: Semaphore::new(cfg.connections as usize),
+        rec: Mutex::new(Recorder {
+            start,
+            end,
+            window: cfg.window,
+            corrected: Latency::new(),
+            uncorrected: Latency::new(),
+            lag: Latency::new(),
+            windows: (0..n_windows).map(|_| Latency::coarse()).collect(),
+            instances: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            counts: RequestCounts::default(),
+        }),
+    });
+    if cfg.arrival == ArrivalKind::Closed {
+        let mut workers = Vec::new();
+        for _ in 0..cfg.connections {
+            let t = target.clone();
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let now = t.clock.now();
+                    if now >= end {
+                        return;
+                    }
+                    t.rec.lock().unwrap_or_else(|e| e.into_inner()).counts.generated += 1;
+                    t.rec.lock().unwrap_or_else(|e| e.into_inner()).counts.in_flight += 1;
+                    t.one(now).await;
+                }
+            }));
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+    } else {
+        let pending = Arc::new(Semaphore::new(cfg.max_pending as usize));
+        let handle = tokio::runtime::Handle::current();
+        let (t, p, c) = (target.clone(), pending.clone(), cfg.clone());
+        let sched = std::thread::Builder::new()
+            .name("meshsim-load-scheduler".into())
+            .spawn(move || schedule(&c, &t, &p, &handle, end))
+            .map_err(|e| LoadError::Config(format!("cannot start the scheduler thread: {e}")))?;
+        // Wait for the scheduler without blocking the runtime.
+        while !sched.is_finished() {
+            target.clock.sleep(Nanos::from_millis(10)).await;
+        }
+        let _ = sched.join();
+        // Every request holds a pending permit until it is recorded.
+        let all = cfg.max_pending;
+        let _ = target
+            .clock
+            .timeout(cfg.timeout + Nanos::from_secs(1), pending.acquire_many(all))
+            .await;
+    }
+    let wall = target.clock.elapsed_secs();
+    let rec = std::mem::replace(
+        &mut *target.rec.lock().unwrap_or_else(|e| e.into_inner()),
+        Recorder {
+            start,
+            end,
+            window: cfg.window,
+            corrected: Latency::new(),
+            uncorrected: Latency::new(),
+            lag: Latency::new(),
+            windows: Vec::new(),
+            instances: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            counts: RequestCounts::default(),
+        },
+    );
+    Ok(report(cfg, rec, wall))
+}
+
+/// The open-loop scheduler (its own OS thread): intended times, precise waits.
+fn schedule(
+    cfg: &LoadConfig,
+    target: &Arc<Target>,
+    pending: &Arc<Semaphore>,
+    handle: &tokio::runtime::Handle,
+    end: Time,
+) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
+    let mut t = Time::ZERO;
+    loop {
+        // Next arrival: piecewise-constant rate, restarted at phase ends
+        // (memoryless for Poisson, so restarting is exact).
+        let (rate, phase_end) = cfg.rate_at(t - Time::ZERO);
+        if rate <= 0.0 {
+            match phase_end {
+                Some(e) => {
+                    t = Time::ZERO + e;
+                    continue;
+                }
+                None => return,
+            }
+        }
+        let gap = match cfg.arrival {
+            ArrivalKind::Poisson => {
+                let u = meshsim_core::rng::unit(&mut rng);
+                Nanos::from_secs_f64(-(1.0 - u).ln() / rate)
+            }
+            _ => Nanos::from_secs_f64(1.0 / rate),
+        };
+        let next = t + gap;
+        if let Some(e) = phase_end {
+            if next > Time::ZERO + e {
+                t = Time::ZERO + e;
+                continue;
+            }
+        }
+        t = next;
+        if t >= end {
+            return;
+        }
+        target.clock.wait_precise(t);
+        {
+            let mut r = target.rec.lock().unwrap_or_else(|e| e.into_inner());
+            r.counts.generated += 1;
+            r.counts.in_flight += 1;
+        }
+        match pending.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let tg = target.clone();
+                handle.spawn(async move {
+                    tg.one(t).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                let now = target.clock.now();
+                let s = Sample { intended: t, sent: now, done: now, result: Err("overflow"), instance: None };
+                target.rec.lock().unwrap_or_else(|e| e.into_inner()).record(s);
+            }
+        }
+    }
+}
+
+fn report(cfg: &LoadConfig, rec: Recorder, wall: f64) -> LoadReport {
+    let secs = cfg.duration.as_secs_f64();
+    let mut percentiles = rec.corrected.spectrum("end_to_end");
+    percentiles.extend(rec.uncorrected.spectrum("load:uncorrected"));
+    percentiles.extend(rec.lag.spectrum("load:send_lag"));
+    let mut summary = vec![rec.corrected.row("end_to_end", secs)];
+    summary.push(rec.uncorrected.row("load:uncorrected", secs));
+    let mut lag = rec.lag.row("load:send_lag", secs);
+    lag.throughput_rps = 0.0;
+    summary.push(lag);
+    let w = cfg.window.as_secs_f64();
+    let timeseries = rec
+        .windows
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let t0 = cfg.warmup.as_secs_f64() + i as f64 * w;
+            let width = w.min(cfg.warmup.as_secs_f64() + secs - t0);
+            TimeseriesRow::new(t0, l.row("end_to_end", width))
+        })
+        .collect();
+    // Instances: "service/index" when the header says so.
+    let mut parsed: Vec<(String, u32, u64, u64)> = Vec::new();
+    let mut next_index: BTreeMap<String, u32> = BTreeMap::new();
+    for (name, (n, e)) in &rec.instances {
+        let (svc, idx) = match name.rsplit_once('/').and_then(|(s, i)| Some((s.to_owned(), i.parse::<u32>().ok()?))) {
+            Some(x) => x,
+            None => {
+                let k = next_index.entry("target".into()).or_default();
+                *k += 1;
+                ("target".to_owned(), *k - 1)
+            }
+        };
+        parsed.push((svc, idx, *n, *e));
+    }
+    parsed.sort();
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &parsed {
+        *totals.entry(p.0.clone()).or_default() += p.2;
+    }
+    let instances = parsed
+        .into_iter()
+        .map(|(service, instance, requests, errors)| InstanceRow {
+            share: requests as f64 / totals.get(&service).copied().unwrap_or(1).max(1) as f64,
+            service,
+            instance,
+            zone: String::new(),
+            requests,
+            errors,
+            utilization: 0.0,
+            ejections: 0,
+        })
+        .collect();
+    let config_toml = toml::to_string(cfg).unwrap_or_default();
+    let meta = Meta {
+        meshsim_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: None,
+        mode: "live".into(),
+        seed: cfg.seed,
+        scenario_hash: format!("{:016x}", meshsim_results::fnv1a(config_toml.as_bytes())),
+        wall_time_s: wall,
+        events: 0,
+        requests: rec.counts,
+    };
+    let us = |q: f64| rec.lag.quantile_ns(q) as f64 / 1e3;
+    LoadReport {
+        send_lag_us: [us(0.5), us(0.9), us(0.99), us(1.0)],
+        tables: RunTables { summary, timeseries, instances, percentiles },
+        meta,
+        config_toml,
+        errors: rec.errors,
+    }
+}

@@ -1,0 +1,276 @@
+//! The proxy's configuration file (TOML).
+//!
+//! ```toml
+//! listen = "127.0.0.1:10000"     # default 127.0.0.1:0
+//! admin = "127.0.0.1:10001"      # default 127.0.0.1:0
+//! seed = 1
+//!
+//! [[clusters]]
+//! name = "api"
+//! endpoints = ["127.0.0.1:9001", { addr = "127.0.0.1:9002", weight = 2 }]
+//! # or: discovery = { url = "http://127.0.0.1:9500/v1/clusters/api" }
+//! [clusters.policy]                # a scenario's mesh policy
+//! balancer = { kind = "p2c" }
+//! retry = { num_retries = 2, retry_on = ["5xx"] }
+//!
+//! [[routes]]                       # optional; see below
+//! host = "api.local"
+//! path_prefix = "/"
+//! cluster = "api"
+//! ```
+//!
+//! Routing: the first route whose `host` (if set) equals the request's host
+//! (without port) and whose `path_prefix` (if set) starts the path wins.
+//! Without routes, a request whose host is a cluster's name goes to that
+//! cluster, and when there is exactly one cluster every request goes to it.
+//! Nothing else is reachable: the proxy is not an open proxy.
+
+use std::net::SocketAddr;
+
+use meshsim_core::fault::FaultConfig;
+use meshsim_core::Nanos;
+use meshsim_scenario::Policy;
+
+use crate::serve::ServerLimits;
+
+/// The whole proxy configuration.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where clients connect (default `127.0.0.1:0`).
+    #[serde(default = "any_port")]
+    pub listen: SocketAddr,
+    /// Where the admin API listens (default `127.0.0.1:0`).
+    #[serde(default = "any_port")]
+    pub admin: SocketAddr,
+    /// Seed of the proxy's random draws (balancer, back-off, faults).
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Limits on client connections.
+    #[serde(default)]
+    pub limits: ServerLimits,
+    /// Largest request or response body the proxy buffers; beyond, 413 / 502.
+    #[serde(default = "max_body")]
+    pub max_body_bytes: usize,
+    /// Upstream clusters.
+    pub clusters: Vec<ClusterConfig>,
+    /// Routes (optional; see the module docs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+}
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+fn one() -> u64 {
+    1
+}
+fn max_body() -> usize {
+    16 << 20
+}
+
+/// One upstream cluster.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Name; also the `Host` that reaches it without routes.
+    pub name: String,
+    /// Static endpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointSpec>,
+    /// Or: a discovery endpoint to poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoverySource>,
+    /// The mesh policy on calls to this cluster (balancer, retries, timeouts,
+    /// breaker, outlier detection, health checks).
+    #[serde(default)]
+    pub policy: Policy,
+    /// Fault injection (Envoy's fault filter), off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultConfig>,
+    /// Path the active health check requests (default `/healthz`).
+    #[serde(default = "healthz")]
+    pub health_path: String,
+}
+
+fn healthz() -> String {
+    "/healthz".into()
+}
+
+/// An endpoint: an address, or an address with weight and zone.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum EndpointSpec {
+    /// `"127.0.0.1:9001"`.
+    Addr(SocketAddr),
+    /// `{ addr = "127.0.0.1:9001", weight = 2, zone = 1 }`.
+    Full {
+        /// The address.
+        addr: SocketAddr,
+        /// Balancing weight (default 1).
+        #[serde(default = "weight_one")]
+        weight: u32,
+        /// Zone index (default 0).
+        #[serde(default)]
+        zone: u16,
+    },
+}
+
+fn weight_one() -> u32 {
+    1
+}
+
+impl EndpointSpec {
+    /// The address.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            EndpointSpec::Addr(a) | EndpointSpec::Full { addr: a, .. } => *a,
+        }
+    }
+    /// The weight.
+    pub fn weight(&self) -> u32 {
+        match self {
+            EndpointSpec::Addr(_) => 1,
+            EndpointSpec::Full { weight, .. } => *weight,
+        }
+    }
+    /// The zone.
+    pub fn zone(&self) -> u16 {
+        match self {
+            EndpointSpec::Addr(_) => 0,
+            EndpointSpec::Full { zone, .. } => *zone,
+        }
+    }
+}
+
+/// Where a cluster's endpoints come from when they are not static.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverySource {
+    /// `http://127.0.0.1:PORT/v1/clusters/NAME` (see [`crate::discovery`]).
+    pub url: String,
+    /// Long-poll (the server answers when the version changes, or after
+    /// `wait`) or poll every `interval`.
+    #[serde(default)]
+    pub mode: PollMode,
+    /// Time between polls (poll mode) and after a failed fetch.
+    #[serde(default = "second")]
+    pub interval: Nanos,
+    /// How long the server may hold a long-poll.
+    #[serde(default = "thirty")]
+    pub wait: Nanos,
+}
+
+fn second() -> Nanos {
+    Nanos::from_secs(1)
+}
+fn thirty() -> Nanos {
+    Nanos::from_secs(30)
+}
+
+/// How the proxy asks for endpoint changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollMode {
+    /// Hold the request until the version changes.
+    #[default]
+    LongPoll,
+    /// Fetch every `interval`.
+    Poll,
+}
+
+/// A route to a cluster.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Host to match (without port), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Path prefix to match, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// The cluster.
+    pub cluster: String,
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be parsed.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The file name.
+        file: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ProxyConfig {
+    /// Parses and validates a TOML file's text.
+    pub fn from_toml(text: &str, file: &str) -> Result<ProxyConfig, ConfigError> {
+        let cfg: ProxyConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks names, references and every policy.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.clusters.is_empty() {
+            return bad("no clusters: add at least one [[clusters]] with a name and endpoints".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            if c.name.is_empty() {
+                return bad(format!("clusters[{i}].name is empty"));
+            }
+            if !names.insert(c.name.as_str()) {
+                return bad(format!("clusters[{i}].name {:?} is used twice", c.name));
+            }
+            if c.endpoints.is_empty() == c.discovery.is_none() {
+                return bad(format!(
+                    "clusters[{i}] ({}): give either `endpoints` or `discovery`, not both or neither",
+                    c.name
+                ));
+            }
+            if let Some(p) = c.policy.problems().into_iter().next() {
+                return bad(format!("clusters[{i}] ({}).policy.{}: {}", c.name, p.0, p.1));
+            }
+            if let Some(f) = &c.fault {
+                if let Err(e) = f.try_new() {
+                    return bad(format!("clusters[{i}] ({}).fault.{}: {}", c.name, e.field, e.problem));
+                }
+            }
+            if let Some(d) = &c.discovery {
+                if !d.url.starts_with("http://") {
+                    return bad(format!(
+                        "clusters[{i}] ({}).discovery.url {:?}: expected http://HOST:PORT/PATH",
+                        c.name, d.url
+                    ));
+                }
+            }
+            for (j, e) in c.endpoints.iter().enumerate() {
+                if e.weight() == 0 {
+                    return bad(format!("clusters[{i}] ({}).endpoints[{j}]: weight must be at least 1", c.name));
+                }
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if !names.contains(r.cluster.as_str()) {
+                return bad(format!(
+                    "routes[{i}].cluster {:?} is not a configured cluster (have: {})",
+                    r.cluster,
+                    names.iter().copied().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}

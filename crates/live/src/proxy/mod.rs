@@ -1,0 +1,543 @@
+//! `meshsim proxy`: an HTTP/1.1 sidecar that runs the core's algorithms.
+//!
+//! A request is routed to a cluster (see [`config`]), its body buffered
+//! (so that it can be retried), and sent to an endpoint the cluster's
+//! balancer picks, through a keep-alive connection pool. The response is
+//! buffered too, so a backend that dies in the middle of a response body
+//! becomes a clean 502 (or a retry) rather than a truncated answer.
+//!
+//! Per request, in order: fault injection (delay, abort), then per attempt
+//! the balancer's pick (re-picked while the retry policy's
+//! `previous_hosts` predicate rejects it), the circuit-breaker's request
+//! threshold, the attempt with its per-try deadline; on its end the
+//! balancer, the outlier detector and the retry budget learn the outcome and
+//! the retry policy decides: done, give up, or retry after a back-off.
+//! Local answers: 503 when no endpoint is available or a threshold refuses,
+//! 502 for a reset or an unparseable upstream answer, 503 for a connect
+//! failure, 504 for a timeout.
+//!
+//! Background tasks per cluster: the outlier detector's interval timer,
+//! one health-check loop per endpoint (when configured), and the discovery
+//! poller (when endpoints come from a discovery server).
+
+pub mod admin;
+pub mod cluster;
+pub mod config;
+pub mod metrics;
+mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::{Method, Request, Response, StatusCode};
+use meshsim_core::breaker::thresholds::Resource;
+use meshsim_core::fault::RequestMeta;
+use meshsim_core::retry::policy::{GiveUpReason, RetryDecision};
+use meshsim_core::{Completion, Nanos, Outcome, PickRequest, Time};
+
+use crate::clock::Clock;
+use crate::http::{self, Body, HttpClient};
+use crate::shutdown::Shutdown;
+use cluster::Inner;
+pub use config::{ClusterConfig, EndpointSpec, ProxyConfig, Route};
+
+/// One cluster: its name, config and state.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The name.
+    pub name: String,
+    /// As configured (the policy; endpoints may have changed since).
+    pub config: ClusterConfig,
+    inner: Mutex<Inner>,
+}
+
+impl Cluster {
+    /// Locks the state (a panicked holder does not poison it for good).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Shared state of a running proxy.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration it started with.
+    pub config: ProxyConfig,
+    /// Clusters, in configuration order.
+    pub clusters: Vec<Cluster>,
+    /// The proxy's clock.
+    pub clock: Clock,
+    client: HttpClient,
+    /// Host names (without port) that absolute-form URIs may name.
+    local_hosts: Vec<String>,
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+    /// The state (for tests and the admin API).
+    pub shared: Arc<Shared>,
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The configuration is invalid.
+    #[error("proxy config: {0}")]
+    Config(String),
+    /// A listener could not be opened.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Proxy {
+    /// Validates, binds both listeners and starts every task on the current runtime.
+    pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        config.validate().map_err(|e| ProxyError::Config(e.to_string()))?;
+        let clock = Clock::start();
+        let now = clock.now();
+        let mut clusters = Vec::new();
+        for (i, c) in config.clusters.iter().enumerate() {
+            // One random stream per cluster, derived from the proxy's seed.
+            let seed = config.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1));
+            let inner = Inner::new(c, seed, now).map_err(ProxyError::Config)?;
+            clusters.push(Cluster {
+                name: c.name.clone(),
+                config: c.clone(),
+                inner: Mutex::new(inner),
+            });
+        }
+        let listener = http::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let admin_listener = http::bind(config.admin).await?;
+        let admin_addr = admin_listener.local_addr()?;
+        let mut local_hosts = vec![
+            "localhost".to_owned(),
+            addr.ip().to_string(),
+            format!("[{}]", addr.ip()),
+        ];
+        for c in &config.clusters {
+            local_hosts.push(c.name.clone());
+        }
+        for r in &config.routes {
+            if let Some(h) = &r.host {
+                local_hosts.push(h.clone());
+            }
+        }
+        let shared = Arc::new(Shared {
+            clusters,
+            clock,
+            client: http::client(1024, std::time::Duration::from_secs(60)),
+            local_hosts,
+            config,
+        });
+        let shutdown = Shutdown::new();
+        let mut tasks = tasks::spawn_background(&shared, &shutdown);
+        let (sh, sd) = (shared.clone(), shutdown.clone());
+        let limits = shared.config.limits;
+        tasks.push(tokio::spawn(async move {
+            crate::serve::serve(listener, sd, limits, move |req| {
+                let sh = sh.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&sh, req).await) }
+            })
+            .await;
+        }));
+        let (sh, sd) = (shared.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            crate::serve::serve(admin_listener, sd, crate::serve::ServerLimits::default(), move |req| {
+                let sh = sh.clone();
+                async move { Ok::<_, std::convert::Infallible>(admin::handle(&sh, req).await) }
+            })
+            .await;
+        }));
+        Ok(Proxy {
+            addr,
+            admin_addr,
+            shared,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the drain
+    /// timeout) and stops every task.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        let mut it = self.tasks.into_iter().rev();
+        // The two servers drain; background loops end on the same signal.
+        for t in it.by_ref() {
+            let _ = t.await;
+        }
+    }
+
+    /// The shutdown handle (to stop from a signal handler).
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+];
+
+fn strip_hop_by_hop(h: &mut hyper::HeaderMap) {
+    for name in HOP_BY_HOP {
+        h.remove(name);
+    }
+}
+
+/// The host of a request without its port.
+fn host_of(req: &Request<Incoming>) -> Option<String> {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_owned())
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))?;
+    let host = if raw.starts_with('[') {
+        raw.split_once(']').map_or(raw.clone(), |(h, _)| format!("{h}]"))
+    } else {
+        raw.split(':').next().unwrap_or_default().to_owned()
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// Which cluster serves `host` and `path`, if any.
+pub fn route<'a>(shared: &'a Shared, host: Option<&str>, path: &str) -> Option<&'a Cluster> {
+    let cfg = &shared.config;
+    let by_name = |n: &str| shared.clusters.iter().find(|c| c.name == n);
+    if !cfg.routes.is_empty() {
+        let r = cfg.routes.iter().find(|r| {
+            r.host.as_deref().is_none_or(|h| Some(h) == host)
+                && r.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+        })?;
+        return by_name(&r.cluster);
+    }
+    if let Some(c) = host.and_then(by_name) {
+        return Some(c);
+    }
+    (shared.clusters.len() == 1).then(|| &shared.clusters[0])
+}
+
+async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
+    if req.method() == Method::CONNECT {
+        return http::text(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported: meshsim-proxy is not an open proxy\n");
+    }
+    let host = host_of(&req);
+    // Absolute-form URIs may only name this proxy or its clusters.
+    if req.uri().authority().is_some()
+        && !host.as_ref().is_some_and(|h| sh.local_hosts.iter().any(|l| l == h))
+    {
+        return http::text(
+            StatusCode::FORBIDDEN,
+            format!("{}: not a configured cluster; meshsim-proxy is not an open proxy\n", req.uri()),
+        );
+    }
+    let Some(cluster) = route(sh, host.as_deref(), req.uri().path()) else {
+        return http::text(
+            StatusCode::NOT_FOUND,
+            format!("no route for host {:?} path {:?}\n", host.unwrap_or_default(), req.uri().path()),
+        );
+    };
+    let (mut parts, body) = req.into_parts();
+    let body = match Limited::new(body, sh.config.max_body_bytes).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let too_big = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            return if too_big {
+                http::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+            } else {
+                http::text(StatusCode::BAD_REQUEST, "could not read the request body\n")
+            };
+        }
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    let started = sh.clock.now();
+    let resp = forward(sh, cluster, &parts, body, started).await;
+    let done = sh.clock.now();
+    let mut c = cluster.lock();
+    *c.metrics.responses.entry(resp.status().as_u16()).or_default() += 1;
+    c.metrics.latency.record(done - started);
+    resp
+}
+
+/// What one attempt produced.
+enum Attempt {
+    Response(hyper::http::response::Parts, Bytes),
+    Failed(Outcome),
+}
+
+async fn forward(
+    sh: &Shared,
+    cluster: &Cluster,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    now: Time,
+) -> Response<Body> {
+    // Fault injection and the route timer.
+    let (mut state, fault) = {
+        let mut c = cluster.lock();
+        let c = &mut *c;
+        let state = c.retry.start(now);
+        c.budget.on_request(now);
+        let fault = match &c.fault {
+            Some(f) => {
+                let headers: Vec<(String, String)> = parts
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect();
+                let meta = RequestMeta { route: &cluster.name, headers: &headers };
+                let d = f.decide(now, &meta, c.active_faults, &mut c.rng);
+                if d.active {
+                    c.active_faults += 1;
+                }
+                if d.delay.is_some() {
+                    *c.metrics.faults.entry("delay").or_default() += 1;
+                }
+                if d.abort.is_some() {
+                    *c.metrics.faults.entry("abort").or_default() += 1;
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        (state, fault)
+    };
+    if let Some(f) = fault {
+        if let Some(d) = f.delay {
+            sh.clock.sleep(d).await;
+        }
+        if f.active {
+            let mut c = cluster.lock();
+            c.active_faults = c.active_faults.saturating_sub(1);
+        }
+        if let Some(status) = f.abort {
+            let s = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return http::text(s, "fault filter abort\n");
+        }
+    }
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let mut retry = false;
+    loop {
+        // Pick and admit under the lock.
+        let now = sh.clock.now();
+        let picked = {
+            let mut c = cluster.lock();
+            let c = &mut *c;
+            let req = PickRequest { hash: None, attempt: state.attempts() };
+            let mut pick = None;
+            for _ in 0..cluster_picks(c) {
+                pick = c.lb.pick(&req, now, &mut c.rng);
+                match pick {
+                    Some(id) if state.should_reject_host(id) => continue,
+                    _ => break,
+                }
+            }
+            match pick {
+                None => {
+                    c.metrics.no_healthy += 1;
+                    Err(StatusCode::SERVICE_UNAVAILABLE)
+                }
+                Some(id) => match c.thresholds.try_acquire(Resource::Request) {
+                    Err(_) => {
+                        *c.metrics.overflows.entry("requests").or_default() += 1;
+                        Err(StatusCode::SERVICE_UNAVAILABLE)
+                    }
+                    Ok(()) => {
+                        c.lb.on_start(id, now);
+                        state.on_attempt_start(now, id);
+                        c.active_requests += 1;
+                        let base = c.endpoints.get_mut(&id).map(|e| {
+                            e.active += 1;
+                            e.requests += 1;
+                            e.base.clone()
+                        });
+                        Ok((id, c.lb_gen, base.unwrap_or_default()))
+                    }
+                },
+            }
+        };
+        let (id, gen, base) = match picked {
+            Ok(p) => p,
+            Err(status) => {
+                if retry {
+                    release_retry(cluster);
+                }
+                let msg = if status == StatusCode::SERVICE_UNAVAILABLE { "no healthy upstream or overflow\n" } else { "\n" };
+                return http::text(status, msg);
+            }
+        };
+        let deadline = state.attempt_deadline(now);
+        let attempt = send(sh, &base, &path, parts, body.clone(), deadline).await;
+        let end = sh.clock.now();
+        let outcome = match &attempt {
+            Attempt::Response(p, _) => Outcome::Status(p.status.as_u16()),
+            Attempt::Failed(o) => *o,
+        };
+        let retry_after = match &attempt {
+            Attempt::Response(p, _) => p
+                .headers
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Nanos::from_secs),
+            Attempt::Failed(_) => None,
+        };
+        let decision = {
+            let mut c = cluster.lock();
+            let c = &mut *c;
+            c.on_attempt_end(id, gen, &Completion { latency: end - now, outcome }, end);
+            if retry {
+                c.thresholds.release(Resource::Retry);
+                c.active_retries = c.active_retries.saturating_sub(1);
+            }
+            let (active, retries) = (c.active_requests, c.active_retries);
+            let budget = &mut c.budget;
+            let thresholds = &mut c.thresholds;
+            let mut refused_by = None;
+            let d = state.on_attempt_result(
+                end,
+                outcome,
+                retry_after,
+                || {
+                    if !budget.try_retry(end, active, retries) {
+                        refused_by = Some("budget");
+                        return false;
+                    }
+                    if thresholds.try_acquire_retry().is_err() {
+                        refused_by = Some("threshold");
+                        return false;
+                    }
+                    true
+                },
+                &mut c.rng,
+            );
+            match d {
+                RetryDecision::RetryAfter(_) => {
+                    c.metrics.retries += 1;
+                    c.active_retries += 1;
+                }
+                RetryDecision::GiveUp(r) => {
+                    let k = match r {
+                        GiveUpReason::RetriesExhausted => "retries_exhausted",
+                        GiveUpReason::BudgetExhausted => "budget_exhausted",
+                        GiveUpReason::DeadlineExceeded => "deadline_exceeded",
+                    };
+                    *c.metrics.give_ups.entry(k).or_default() += 1;
+                    if refused_by == Some("threshold") {
+                        *c.metrics.overflows.entry("retries").or_default() += 1;
+                    }
+                }
+                RetryDecision::Done => {}
+            }
+            d
+        };
+        match decision {
+            RetryDecision::RetryAfter(delay) => {
+                retry = true;
+                let wake = sh.clock.now() + delay;
+                if wake >= state.deadline() {
+                    // The route timer fires first: Envoy answers 504.
+                    sh.clock.sleep_until(state.deadline()).await;
+                    release_retry(cluster);
+                    let mut c = cluster.lock();
+                    *c.metrics.give_ups.entry("deadline_exceeded").or_default() += 1;
+                    return http::text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
+                }
+                if delay > Nanos::ZERO {
+                    sh.clock.sleep(delay).await;
+                }
+            }
+            RetryDecision::Done | RetryDecision::GiveUp(_) => {
+                return match attempt {
+                    Attempt::Response(mut p, b) => {
+                        strip_hop_by_hop(&mut p.headers);
+                        Response::from_parts(p, Full::new(b))
+                    }
+                    Attempt::Failed(o) => local_answer(o),
+                };
+            }
+        }
+    }
+}
+
+fn cluster_picks(c: &Inner) -> u32 {
+    c.retry.host_selection_picks().max(1)
+}
+
+/// Gives back a retry slot taken for an attempt that was never sent.
+fn release_retry(cluster: &Cluster) {
+    let mut c = cluster.lock();
+    c.thresholds.release(Resource::Retry);
+    c.active_retries = c.active_retries.saturating_sub(1);
+}
+
+fn local_answer(o: Outcome) -> Response<Body> {
+    match o {
+        Outcome::Timeout => http::text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n"),
+        Outcome::ConnectFailure => http::text(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n"),
+        Outcome::LocalReject => http::text(StatusCode::SERVICE_UNAVAILABLE, "overflow\n"),
+        Outcome::Reset | Outcome::Status(_) => {
+            http::text(StatusCode::BAD_GATEWAY, "upstream reset or sent an invalid response\n")
+        }
+    }
+}
+
+/// Sends one attempt and buffers its response, all before `deadline`.
+async fn send(
+    sh: &Shared,
+    base: &str,
+    path: &str,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    deadline: Time,
+) -> Attempt {
+    let mut b = Request::builder().method(parts.method.clone()).uri(format!("{base}{path}"));
+    if let Some(h) = b.headers_mut() {
+        for (k, v) in &parts.headers {
+            h.append(k.clone(), v.clone());
+        }
+        h.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
+    }
+    let Ok(req) = b.body(Full::new(body)) else {
+        return Attempt::Failed(Outcome::LocalReject);
+    };
+    let limit = sh.config.max_body_bytes;
+    let fut = async {
+        match sh.client.request(req).await {
+            Ok(resp) => {
+                let (p, body) = resp.into_parts();
+                match Limited::new(body, limit).collect().await {
+                    Ok(b) => Attempt::Response(p, b.to_bytes()),
+                    Err(_) => Attempt::Failed(Outcome::Reset),
+                }
+            }
+            Err(e) if e.is_connect() => Attempt::Failed(Outcome::ConnectFailure),
+            Err(_) => Attempt::Failed(Outcome::Reset),
+        }
+    };
+    if deadline == Time::MAX {
+        return fut.await;
+    }
+    sh.clock.timeout_at(deadline, fut).await.unwrap_or(Attempt::Failed(Outcome::Timeout))
+}

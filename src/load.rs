@@ -1,0 +1,131 @@
+//! `meshsim load`: open- or closed-loop load against any HTTP URL, written
+//! as result tables (see `meshsim_live::load`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use meshsim_core::Nanos;
+use meshsim_live::load::{ArrivalKind, LoadConfig, Phase};
+
+/// Arguments of `meshsim load`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Target URL, `http://HOST:PORT/PATH`.
+    url: String,
+    /// Requests per second (open loop).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Arrival process: poisson, constant, or closed (N connections in a loop).
+    #[arg(long, default_value = "poisson", value_parser = ["poisson", "constant", "closed"])]
+    arrival: String,
+    /// Rate phases, `DURATION@RATE,...` (e.g. `5s@1000,5s@4000`); the last rate holds to the end.
+    #[arg(long)]
+    phases: Option<String>,
+    /// Measured period.
+    #[arg(long, default_value = "10s")]
+    duration: Nanos,
+    /// Unrecorded warm-up before it.
+    #[arg(long, default_value = "0s")]
+    warmup: Nanos,
+    /// Connections: the most requests in flight (open loop) or the workers (closed loop).
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// Scheduled but unfinished requests at most (open loop); beyond, a request counts as `overflow`.
+    #[arg(long, default_value_t = 100_000)]
+    max_pending: u32,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s")]
+    timeout: Nanos,
+    /// Time-series window.
+    #[arg(long, default_value = "1s")]
+    window: Nanos,
+    /// `Host` header to send (e.g. a proxy cluster's name).
+    #[arg(long)]
+    host: Option<String>,
+    /// Seed of the arrival times.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the result tables into this directory (must not exist).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Runtime worker threads (the scheduler has its own thread).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+}
+
+fn phases(s: &str) -> anyhow::Result<Vec<Phase>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (d, r) = p
+                .split_once('@')
+                .ok_or_else(|| anyhow::anyhow!("--phases {p:?}: expected DURATION@RATE such as 5s@1000"))?;
+            Ok(Phase {
+                duration: d.trim().parse().map_err(|e| anyhow::anyhow!("--phases {p:?}: {e}"))?,
+                rate: r
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--phases {p:?}: {r:?} is not a number of requests per second"))?,
+            })
+        })
+        .collect()
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let cfg = LoadConfig {
+        url: args.url.clone(),
+        host: args.host.clone(),
+        arrival: match args.arrival.as_str() {
+            "constant" => ArrivalKind::Constant,
+            "closed" => ArrivalKind::Closed,
+            _ => ArrivalKind::Poisson,
+        },
+        rate: args.rate,
+        phases: match &args.phases {
+            Some(p) => phases(p)?,
+            None => Vec::new(),
+        },
+        duration: args.duration,
+        warmup: args.warmup,
+        connections: args.connections,
+        max_pending: args.max_pending,
+        timeout: args.timeout,
+        window: args.window,
+        seed: args.seed,
+    };
+    cfg.validate()?;
+    if let Some(out) = &args.out {
+        if out.exists() {
+            anyhow::bail!("{} already exists; choose another --out or remove it", out.display());
+        }
+    }
+    let rt = meshsim_live::runtime(args.workers).context("starting the async runtime")?;
+    let mut report = rt.block_on(meshsim_live::load::run(&cfg))?;
+    report.meta.git_revision = option_env!("MESHSIM_GIT_REVISION")
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    println!(
+        "{:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "scope", "count", "errors", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms"
+    );
+    for r in &report.tables.summary {
+        println!(
+            "{:<18} {:>9} {:>7} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            r.scope, r.count, r.errors, r.throughput_rps, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+        );
+    }
+    let [p50, p90, p99, max] = report.send_lag_us;
+    println!("send lag (actual - intended): p50 {p50:.1}us p90 {p90:.1}us p99 {p99:.1}us max {max:.1}us");
+    for i in &report.tables.instances {
+        println!("instance {}/{}: {} requests ({:.1}%), {} errors", i.service, i.instance, i.requests, i.share * 100.0, i.errors);
+    }
+    for (k, n) in &report.errors {
+        println!("error {k}: {n}");
+    }
+    if let Some(out) = &args.out {
+        report.write(out)?;
+        println!("tables in {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
