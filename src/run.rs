@@ -47,7 +47,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let reps = scenario.run.replications;
     if reps <= 1 {
-        let (out, meta, resolved) = simulate_one(&scenario)?;
+        let (out, meta, resolved) = simulate_one(&scenario, true)?;
         write_run(
             &dir,
             &RunFiles {
@@ -92,7 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let mut sc = scenario.clone();
             sc.run.seed = meshsim_engine::replication_seed(scenario.run.seed, k);
             sc.run.replications = 1;
-            let (out, meta, resolved) = simulate_one(&sc)?;
+            let (out, meta, resolved) = simulate_one(&sc, true)?;
             write_run(
                 &tmp.join(format!("rep-{k:03}")),
                 &RunFiles {
@@ -117,9 +117,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One simulation with a progress bar, its meta.json and resolved scenario.
-fn simulate_one(
+/// One simulation, its meta.json and resolved scenario; with `bar_wanted`, a
+/// progress bar on stderr once the run has taken a second.
+pub(crate) fn simulate_one(
     scenario: &meshsim_scenario::Scenario,
+    bar_wanted: bool,
 ) -> anyhow::Result<(meshsim_engine::Output, Meta, String)> {
     // Wall time goes to meta.json only, never into the tables.
     #[allow(clippy::disallowed_methods)]
@@ -128,7 +130,7 @@ fn simulate_one(
     // draws nothing when stderr is not a terminal).
     let mut bar: Option<indicatif::ProgressBar> = None;
     let mut progress = |done: f64| {
-        if bar.is_none() && started.elapsed() >= std::time::Duration::from_secs(1) {
+        if bar_wanted && bar.is_none() && started.elapsed() >= std::time::Duration::from_secs(1) {
             let b = indicatif::ProgressBar::new(1000);
             b.set_style(
                 indicatif::ProgressStyle::with_template(

@@ -59,6 +59,54 @@ pub struct Scenario {
     /// Scheduled faults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    /// `[sweep]`: a grid over any field, by dotted key (the keys `--set`
+    /// takes), for `meshsim sweep`; `meshsim run` runs the file as written.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sweep: std::collections::BTreeMap<String, SweepAxis>,
+}
+
+/// One axis of `[sweep]`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum SweepAxis {
+    /// Every value, in order: `[100, 200, 400]`, `["p2c", "round_robin"]`.
+    Values(Vec<SweepValue>),
+    /// `{ from = 1, to = 64, step = 1 }`: `from`, `from + step`, … up to
+    /// `to` inclusive.
+    Range {
+        /// First value.
+        from: f64,
+        /// Last value (included when the steps land on it).
+        to: f64,
+        /// Distance between values, positive.
+        step: f64,
+    },
+}
+
+/// One value of a sweep axis, as a scenario field would hold it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum SweepValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// A string: a name (`"p2c"`) or a duration (`"250ms"`).
+    Text(String),
+}
+
+impl SweepValue {
+    /// The value as TOML source, as `--set KEY=VALUE` takes it.
+    pub fn to_toml(&self) -> String {
+        match self {
+            SweepValue::Bool(b) => b.to_string(),
+            SweepValue::Int(i) => i.to_string(),
+            SweepValue::Float(f) => toml::Value::Float(*f).to_string(),
+            SweepValue::Text(t) => toml::Value::String(t.clone()).to_string(),
+        }
+    }
 }
 
 /// `[run]`.
