@@ -235,8 +235,9 @@ impl Backend {
         let _ = self.task.await;
     }
 
-    /// Stops at once: the listener and every connection are dropped, as if
-    /// the process had been killed.
+    /// Stops accepting at once, without draining: new connections are
+    /// refused, as to a crashed process (connections already open are
+    /// served until they close; kill the process for a full crash).
     pub fn abort(self) {
         self.task.abort();
     }
