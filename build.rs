@@ -20,4 +20,17 @@ fn main() {
         "cargo:rustc-env=MESHSIM_GIT_REVISION={}",
         rev.unwrap_or_default()
     );
+    // The compiler's version, for `meshsim bench` figures.
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned());
+    println!(
+        "cargo:rustc-env=MESHSIM_RUSTC_VERSION={}",
+        version.unwrap_or_default()
+    );
 }

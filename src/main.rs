@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod algorithms;
 mod backend;
+mod bench;
+mod generate;
 mod load;
 mod proxy;
 mod run;
@@ -32,6 +34,10 @@ enum Command {
     Load(load::Args),
     /// Live: a sidecar proxy running meshsim's algorithms.
     Proxy(proxy::Args),
+    /// The engine benchmark suite: events/s, requests/s and peak memory per case.
+    Bench(bench::Args),
+    /// Write a synthetic topology (tree, chain or random DAG) as a scenario.
+    Generate(generate::Args),
     /// Simulate a scenario and write its result tables.
     Run(run::Args),
     /// Print the JSON Schema of scenario files (for editor completion).
@@ -42,6 +48,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Algorithms(args) => algorithms::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Generate(args) => generate::run(&args),
         Command::Backend(args) => backend::run(&args),
         Command::Discovery(args) => proxy::run_discovery(&args),
         Command::Load(args) => load::run(&args),
