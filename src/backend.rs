@@ -54,13 +54,15 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut cfg = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             BackendConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
         }
         None => BackendConfig::default(),
     };
     if let Some(l) = &args.listen {
-        cfg.listen = meshsim_live::http::parse_listen(l).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
+        cfg.listen =
+            meshsim_live::http::parse_listen(l).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
     }
     if let Some(s) = &args.service {
         cfg.service = s.clone();
@@ -87,7 +89,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         cfg.response_bytes = b;
     }
     if let Some(s) = &args.sidecar {
-        cfg.sidecar = Some(meshsim_live::http::parse_listen(s).map_err(|e| anyhow::anyhow!("--sidecar: {e}"))?);
+        cfg.sidecar = Some(
+            meshsim_live::http::parse_listen(s).map_err(|e| anyhow::anyhow!("--sidecar: {e}"))?,
+        );
     }
     if let Some(s) = args.seed {
         cfg.seed = s;

@@ -58,15 +58,17 @@ fn phases(s: &str) -> anyhow::Result<Vec<Phase>> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            let (d, r) = p
-                .split_once('@')
-                .ok_or_else(|| anyhow::anyhow!("--phases {p:?}: expected DURATION@RATE such as 5s@1000"))?;
+            let (d, r) = p.split_once('@').ok_or_else(|| {
+                anyhow::anyhow!("--phases {p:?}: expected DURATION@RATE such as 5s@1000")
+            })?;
             Ok(Phase {
-                duration: d.trim().parse().map_err(|e| anyhow::anyhow!("--phases {p:?}: {e}"))?,
-                rate: r
+                duration: d
                     .trim()
                     .parse()
-                    .map_err(|_| anyhow::anyhow!("--phases {p:?}: {r:?} is not a number of requests per second"))?,
+                    .map_err(|e| anyhow::anyhow!("--phases {p:?}: {e}"))?,
+                rate: r.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("--phases {p:?}: {r:?} is not a number of requests per second")
+                })?,
             })
         })
         .collect()
@@ -97,7 +99,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     cfg.validate()?;
     if let Some(out) = &args.out {
         if out.exists() {
-            anyhow::bail!("{} already exists; choose another --out or remove it", out.display());
+            anyhow::bail!(
+                "{} already exists; choose another --out or remove it",
+                out.display()
+            );
         }
     }
     let rt = meshsim_live::runtime(args.workers).context("starting the async runtime")?;
@@ -116,9 +121,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     let [p50, p90, p99, max] = report.send_lag_us;
-    println!("send lag (actual - intended): p50 {p50:.1}us p90 {p90:.1}us p99 {p99:.1}us max {max:.1}us");
+    println!(
+        "send lag (actual - intended): p50 {p50:.1}us p90 {p90:.1}us p99 {p99:.1}us max {max:.1}us"
+    );
     for i in &report.tables.instances {
-        println!("instance {}/{}: {} requests ({:.1}%), {} errors", i.service, i.instance, i.requests, i.share * 100.0, i.errors);
+        println!(
+            "instance {}/{}: {} requests ({:.1}%), {} errors",
+            i.service,
+            i.instance,
+            i.requests,
+            i.share * 100.0,
+            i.errors
+        );
     }
     for (k, n) in &report.errors {
         println!("error {k}: {n}");

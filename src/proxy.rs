@@ -35,7 +35,8 @@ pub struct Args {
 fn config(args: &Args) -> anyhow::Result<ProxyConfig> {
     let mut cfg = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             ProxyConfig::from_toml(&text, &p.display().to_string())?
         }
         None => {
@@ -44,18 +45,25 @@ fn config(args: &Args) -> anyhow::Result<ProxyConfig> {
             }
             let mut endpoints = Vec::new();
             for u in &args.upstreams {
-                let a = u
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("--upstream {u:?}: expected IP:PORT such as 127.0.0.1:9001"))?;
+                let a = u.parse().map_err(|_| {
+                    anyhow::anyhow!("--upstream {u:?}: expected IP:PORT such as 127.0.0.1:9001")
+                })?;
                 endpoints.push(EndpointSpec::Addr(a));
             }
-            let mut cluster: ClusterConfig = serde_json::from_value(serde_json::json!({ "name": "default" }))
-                .context("default cluster")?;
+            let mut cluster: ClusterConfig =
+                serde_json::from_value(serde_json::json!({ "name": "default" }))
+                    .context("default cluster")?;
             cluster.endpoints = endpoints;
             if let Some(b) = &args.balancer {
-                let json = if b.trim_start().starts_with('{') { b.clone() } else { format!("{{\"kind\":\"{b}\"}}") };
-                cluster.policy.balancer = serde_json::from_str::<BalancerConfig>(&json)
-                    .map_err(|e| anyhow::anyhow!("--balancer {b:?}: {e} (see `meshsim algorithms`)"))?;
+                let json = if b.trim_start().starts_with('{') {
+                    b.clone()
+                } else {
+                    format!("{{\"kind\":\"{b}\"}}")
+                };
+                cluster.policy.balancer =
+                    serde_json::from_str::<BalancerConfig>(&json).map_err(|e| {
+                        anyhow::anyhow!("--balancer {b:?}: {e} (see `meshsim algorithms`)")
+                    })?;
             }
             ProxyConfig {
                 listen: "127.0.0.1:0".parse()?,
@@ -69,10 +77,12 @@ fn config(args: &Args) -> anyhow::Result<ProxyConfig> {
         }
     };
     if let Some(l) = &args.listen {
-        cfg.listen = meshsim_live::http::parse_listen(l).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
+        cfg.listen =
+            meshsim_live::http::parse_listen(l).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
     }
     if let Some(l) = &args.admin {
-        cfg.admin = meshsim_live::http::parse_listen(l).map_err(|e| anyhow::anyhow!("--admin: {e}"))?;
+        cfg.admin =
+            meshsim_live::http::parse_listen(l).map_err(|e| anyhow::anyhow!("--admin: {e}"))?;
     }
     cfg.validate()?;
     Ok(cfg)
@@ -104,7 +114,8 @@ pub struct DiscoveryArgs {
 }
 
 pub fn run_discovery(args: &DiscoveryArgs) -> anyhow::Result<ExitCode> {
-    let listen = meshsim_live::http::parse_listen(&args.listen).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
+    let listen = meshsim_live::http::parse_listen(&args.listen)
+        .map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
     let mut initial = Vec::new();
     for c in &args.clusters {
         let (name, addrs) = c
@@ -112,9 +123,9 @@ pub fn run_discovery(args: &DiscoveryArgs) -> anyhow::Result<ExitCode> {
             .ok_or_else(|| anyhow::anyhow!("--cluster {c:?}: expected NAME=IP:PORT,IP:PORT"))?;
         let mut eps = Vec::new();
         for a in addrs.split(',').filter(|a| !a.is_empty()) {
-            eps.push(EndpointSpec::Addr(
-                a.parse().map_err(|_| anyhow::anyhow!("--cluster {c:?}: {a:?} is not IP:PORT"))?,
-            ));
+            eps.push(EndpointSpec::Addr(a.parse().map_err(|_| {
+                anyhow::anyhow!("--cluster {c:?}: {a:?} is not IP:PORT")
+            })?));
         }
         initial.push((name.to_owned(), eps));
     }

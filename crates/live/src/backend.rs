@@ -86,9 +86,7 @@ impl Default for BackendConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             service: "backend".into(),
             instance: 0,
-            service_time: Dist::Constant {
-                value: Nanos::ZERO,
-            },
+            service_time: Dist::Constant { value: Nanos::ZERO },
             work: Work::Sleep,
             concurrency: 64,
             queue_capacity: 1024,
@@ -209,17 +207,23 @@ impl Backend {
             clock: Clock::start(),
             client: http::client(256, std::time::Duration::from_secs(30)),
             body: Bytes::from(vec![b'x'; cfg.response_bytes as usize]),
-            name: hyper::header::HeaderValue::from_str(&name)
-                .map_err(|_| BackendError::Config(format!("service name {name:?} is not a valid header value")))?,
+            name: hyper::header::HeaderValue::from_str(&name).map_err(|_| {
+                BackendError::Config(format!("service name {name:?} is not a valid header value"))
+            })?,
             cfg,
         });
         let shutdown = Shutdown::new();
         let sd = shutdown.clone();
         let task = tokio::spawn(async move {
-            crate::serve::serve(listener, sd, crate::serve::ServerLimits::default(), move |req| {
-                let st = state.clone();
-                async move { Ok::<_, Infallible>(handle(st, req).await) }
-            })
+            crate::serve::serve(
+                listener,
+                sd,
+                crate::serve::ServerLimits::default(),
+                move |req| {
+                    let st = state.clone();
+                    async move { Ok::<_, Infallible>(handle(st, req).await) }
+                },
+            )
             .await;
         });
         Ok(Backend {
@@ -256,7 +260,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return admin(&st, cmd.to_owned(), req).await;
     }
     // Drain the request body (bounded) so the connection can be reused.
-    let _ = http_body_util::Limited::new(req.into_body(), 1 << 20).collect().await;
+    let _ = http_body_util::Limited::new(req.into_body(), 1 << 20)
+        .collect()
+        .await;
     let mut resp = serve_one(&st).await;
     resp.headers_mut().insert(INSTANCE_HEADER, st.name.clone());
     resp
@@ -313,7 +319,9 @@ async fn serve_one(st: &State) -> Response<Body> {
                     .filter(|c| meshsim_core::rng::chance(&mut *rng, c.probability))
                     .collect()
             };
-            let futs = calls.iter().map(|c| call(st, sidecar, &c.service, c.endpoint.as_deref()));
+            let futs = calls
+                .iter()
+                .map(|c| call(st, sidecar, &c.service, c.endpoint.as_deref()));
             let results = join_all(futs).await;
             if results.iter().any(|ok| !ok) {
                 downstream_failed = true;
@@ -322,7 +330,9 @@ async fn serve_one(st: &State) -> Response<Body> {
         }
     }
     let busy = st.clock.now() - started;
-    st.stats.busy_ns.fetch_add(busy.as_nanos(), Ordering::Relaxed);
+    st.stats
+        .busy_ns
+        .fetch_add(busy.as_nanos(), Ordering::Relaxed);
     st.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     st.stats.requests.fetch_add(1, Ordering::Relaxed);
     if fail || downstream_failed {
@@ -340,7 +350,9 @@ async fn serve_one(st: &State) -> Response<Body> {
 }
 
 /// Runs the futures concurrently on this task and collects their outputs.
-async fn join_all<F: std::future::Future<Output = bool>>(futs: impl Iterator<Item = F>) -> Vec<bool> {
+async fn join_all<F: std::future::Future<Output = bool>>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<bool> {
     let mut set = Vec::new();
     for f in futs {
         set.push(Box::pin(f));
@@ -390,7 +402,10 @@ async fn call(st: &State, sidecar: SocketAddr, service: &str, endpoint: Option<&
             Err(_) => false,
         }
     };
-    st.clock.timeout(st.cfg.call_timeout, fut).await.unwrap_or(false)
+    st.clock
+        .timeout(st.cfg.call_timeout, fut)
+        .await
+        .unwrap_or(false)
 }
 
 async fn admin(st: &State, cmd: String, req: Request<Incoming>) -> Response<Body> {

@@ -79,7 +79,12 @@ impl DiscoveryServer {
             })
             .await;
         });
-        Ok(DiscoveryServer { addr, state, shutdown, task })
+        Ok(DiscoveryServer {
+            addr,
+            state,
+            shutdown,
+            task,
+        })
     }
 
     /// Replaces a cluster's endpoints (as `PUT` does); returns the new version.
@@ -121,7 +126,10 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let q = req.uri().query().map(str::to_owned);
     if path == "/v1/outage" && req.method() == Method::POST {
-        let Ok(b) = http_body_util::Limited::new(req.into_body(), 4096).collect().await else {
+        let Ok(b) = http_body_util::Limited::new(req.into_body(), 4096)
+            .collect()
+            .await
+        else {
             return http::text(StatusCode::BAD_REQUEST, "unreadable body\n");
         };
         #[derive(serde::Deserialize)]
@@ -134,12 +142,16 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Body> {
                 st.changed.send_modify(|n| *n += 1);
                 http::text(StatusCode::OK, "ok\n")
             }
-            Err(e) => http::text(StatusCode::BAD_REQUEST, format!("{e}; expected {{\"on\": true|false}}\n")),
+            Err(e) => http::text(
+                StatusCode::BAD_REQUEST,
+                format!("{e}; expected {{\"on\": true|false}}\n"),
+            ),
         };
     }
     if path == "/v1/clusters" {
         let reg = st.reg.lock().unwrap_or_else(|e| e.into_inner());
-        let list: BTreeMap<&String, u64> = reg.clusters.iter().map(|(k, v)| (k, v.version)).collect();
+        let list: BTreeMap<&String, u64> =
+            reg.clusters.iter().map(|(k, v)| (k, v.version)).collect();
         return http::json(StatusCode::OK, &list);
     }
     let Some(name) = path.strip_prefix("/v1/clusters/").map(str::to_owned) else {
@@ -147,7 +159,10 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Body> {
     };
     match *req.method() {
         Method::PUT | Method::POST => {
-            let b = match http_body_util::Limited::new(req.into_body(), 4 << 20).collect().await {
+            let b = match http_body_util::Limited::new(req.into_body(), 4 << 20)
+                .collect()
+                .await
+            {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return http::text(StatusCode::BAD_REQUEST, "unreadable body\n"),
             };
@@ -188,7 +203,9 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Body> {
             match current(st) {
                 (true, _) => http::text(StatusCode::SERVICE_UNAVAILABLE, "discovery outage\n"),
                 (false, Some(set)) => http::json(StatusCode::OK, &set),
-                (false, None) => http::text(StatusCode::NOT_FOUND, format!("no cluster {name:?}\n")),
+                (false, None) => {
+                    http::text(StatusCode::NOT_FOUND, format!("no cluster {name:?}\n"))
+                }
             }
         }
         _ => http::text(StatusCode::METHOD_NOT_ALLOWED, "GET or PUT\n"),

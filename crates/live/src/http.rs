@@ -56,9 +56,9 @@ pub fn client(max_idle: usize, idle: std::time::Duration) -> HttpClient {
 
 /// Binds a TCP listener, with an error that names the address.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, std::io::Error> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
-    })
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 /// Parses a listen address; a bare port means `127.0.0.1:PORT`.

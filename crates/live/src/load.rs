@@ -133,14 +133,25 @@ impl LoadConfig {
         let bad = |m: String| Err(LoadError::Config(m));
         let uri: Uri = match self.url.parse() {
             Ok(u) => u,
-            Err(e) => return bad(format!("url {:?}: {e}; expected http://HOST:PORT/PATH", self.url)),
+            Err(e) => {
+                return bad(format!(
+                    "url {:?}: {e}; expected http://HOST:PORT/PATH",
+                    self.url
+                ))
+            }
         };
         if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return bad(format!("url {:?}: expected http://HOST:PORT/PATH (https is not supported)", self.url));
+            return bad(format!(
+                "url {:?}: expected http://HOST:PORT/PATH (https is not supported)",
+                self.url
+            ));
         }
         if self.arrival != ArrivalKind::Closed {
             if !(self.rate > 0.0 && self.rate.is_finite()) && self.phases.is_empty() {
-                return bad(format!("rate {} must be a positive number of requests per second", self.rate));
+                return bad(format!(
+                    "rate {} must be a positive number of requests per second",
+                    self.rate
+                ));
             }
             for (i, p) in self.phases.iter().enumerate() {
                 if !(p.rate >= 0.0 && p.rate.is_finite()) {
@@ -229,7 +240,9 @@ impl Recorder {
             l.record(corrected.as_nanos(), error);
         }
         match s.result {
-            Ok(code) if code >= 500 => *self.errors.entry(format!("status_{code}")).or_default() += 1,
+            Ok(code) if code >= 500 => {
+                *self.errors.entry(format!("status_{code}")).or_default() += 1
+            }
             Err(e) => *self.errors.entry(e.to_owned()).or_default() += 1,
             Ok(_) => {}
         }
@@ -261,7 +274,11 @@ impl LoadReport {
     pub fn write(&self, dir: &std::path::Path) -> Result<(), meshsim_results::WriteError> {
         meshsim_results::write_run(
             dir,
-            &meshsim_results::RunFiles { tables: &self.tables, meta: &self.meta, scenario: &self.config_toml },
+            &meshsim_results::RunFiles {
+                tables: &self.tables,
+                meta: &self.meta,
+                scenario: &self.config_toml,
+            },
         )
     }
 }
@@ -304,14 +321,24 @@ impl Target {
                 Err(_) => Err("reset"),
             }
         };
-        let r = self.clock.timeout(self.timeout, fut).await.unwrap_or(Err("timeout"));
+        let r = self
+            .clock
+            .timeout(self.timeout, fut)
+            .await
+            .unwrap_or(Err("timeout"));
         drop(permit);
         let done = self.clock.now();
         let (result, instance) = match r {
             Ok((s, i)) => (Ok(s), i),
             Err(e) => (Err(e), None),
         };
-        let s = Sample { intended, sent, done, result, instance };
+        let s = Sample {
+            intended,
+            sent,
+            done,
+            result,
+            instance,
+        };
         self.rec.lock().unwrap_or_else(|e| e.into_inner()).record(s);
     }
 }
@@ -320,17 +347,21 @@ impl Target {
 /// runtime (the open-loop scheduler runs on its own OS thread).
 pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
     let uri = cfg.validate()?;
-    let host = match &cfg.host {
-        Some(h) => Some(
-            hyper::header::HeaderValue::from_str(h)
-                .map_err(|_| LoadError::Config(format!("host {h:?} is not a valid header value")))?,
-        ),
-        None => None,
-    };
+    let host =
+        match &cfg.host {
+            Some(h) => Some(hyper::header::HeaderValue::from_str(h).map_err(|_| {
+                LoadError::Config(format!("host {h:?} is not a valid header value"))
+            })?),
+            None => None,
+        };
     let clock = Clock::start();
     let start = Time(0) + cfg.warmup;
     let end = start + cfg.duration;
-    let n_windows = cfg.duration.as_nanos().div_ceil(cfg.window.as_nanos()).max(1) as usize;
+    let n_windows = cfg
+        .duration
+        .as_nanos()
+        .div_ceil(cfg.window.as_nanos())
+        .max(1) as usize;
     let target = Arc::new(Target {
         uri,
         host,
@@ -361,8 +392,16 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                     if now >= end {
                         return;
                     }
-                    t.rec.lock().unwrap_or_else(|e| e.into_inner()).counts.generated += 1;
-                    t.rec.lock().unwrap_or_else(|e| e.into_inner()).counts.in_flight += 1;
+                    t.rec
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .counts
+                        .generated += 1;
+                    t.rec
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .counts
+                        .in_flight += 1;
                     t.one(now).await;
                 }
             }));
@@ -466,8 +505,18 @@ fn schedule(
             }
             Err(_) => {
                 let now = target.clock.now();
-                let s = Sample { intended: t, sent: now, done: now, result: Err("overflow"), instance: None };
-                target.rec.lock().unwrap_or_else(|e| e.into_inner()).record(s);
+                let s = Sample {
+                    intended: t,
+                    sent: now,
+                    done: now,
+                    result: Err("overflow"),
+                    instance: None,
+                };
+                target
+                    .rec
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(s);
             }
         }
     }
@@ -498,7 +547,10 @@ fn report(cfg: &LoadConfig, rec: Recorder, wall: f64) -> LoadReport {
     let mut parsed: Vec<(String, u32, u64, u64)> = Vec::new();
     let mut next_index: BTreeMap<String, u32> = BTreeMap::new();
     for (name, (n, e)) in &rec.instances {
-        let (svc, idx) = match name.rsplit_once('/').and_then(|(s, i)| Some((s.to_owned(), i.parse::<u32>().ok()?))) {
+        let (svc, idx) = match name
+            .rsplit_once('/')
+            .and_then(|(s, i)| Some((s.to_owned(), i.parse::<u32>().ok()?)))
+        {
             Some(x) => x,
             None => {
                 let k = next_index.entry("target".into()).or_default();
@@ -540,7 +592,12 @@ fn report(cfg: &LoadConfig, rec: Recorder, wall: f64) -> LoadReport {
     let us = |q: f64| rec.lag.quantile_ns(q) as f64 / 1e3;
     LoadReport {
         send_lag_us: [us(0.5), us(0.9), us(0.99), us(1.0)],
-        tables: RunTables { summary, timeseries, instances, percentiles },
+        tables: RunTables {
+            summary,
+            timeseries,
+            instances,
+            percentiles,
+        },
         meta,
         config_toml,
         errors: rec.errors,

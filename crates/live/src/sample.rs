@@ -6,8 +6,8 @@
 
 use meshsim_core::Nanos;
 use meshsim_scenario::Dist;
-use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, Exp, Gamma, LogNormal, Pareto, Uniform};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// A validated distribution, ready to sample (values in nanoseconds).
 #[derive(Clone, Debug)]
@@ -38,14 +38,16 @@ impl Sampler {
         let e = |e: &dyn std::fmt::Display| e.to_string();
         Ok(match d {
             Dist::Constant { value } => Sampler::Constant(ns(*value)),
-            Dist::Exponential { mean } => Sampler::Exp(Exp::new(1.0 / ns(*mean)).map_err(|x| e(&x))?),
+            Dist::Exponential { mean } => {
+                Sampler::Exp(Exp::new(1.0 / ns(*mean)).map_err(|x| e(&x))?)
+            }
             Dist::Lognormal { .. } => {
                 let (mu, sigma) = d.lognormal_params().ok_or("invalid lognormal")?;
                 Sampler::LogNormal(LogNormal::new(mu, sigma).map_err(|x| e(&x))?)
             }
-            Dist::LognormalParams { mu, sigma, unit } => Sampler::LogNormal(
-                LogNormal::new(mu + ns(*unit).ln(), *sigma).map_err(|x| e(&x))?,
-            ),
+            Dist::LognormalParams { mu, sigma, unit } => {
+                Sampler::LogNormal(LogNormal::new(mu + ns(*unit).ln(), *sigma).map_err(|x| e(&x))?)
+            }
             Dist::Gamma { mean, shape } => {
                 Sampler::Gamma(Gamma::new(*shape, ns(*mean) / shape).map_err(|x| e(&x))?)
             }

@@ -46,8 +46,12 @@ impl Default for ServerLimits {
 }
 
 /// Serves `handler` on `listener` until `shutdown` fires, then drains.
-pub async fn serve<F, Fut>(listener: TcpListener, shutdown: Shutdown, limits: ServerLimits, handler: F)
-where
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    limits: ServerLimits,
+    handler: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
 {
@@ -57,7 +61,7 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_header_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     loop {
         let accepted = tokio::select! {

@@ -7,7 +7,11 @@ use meshsim_core::Nanos;
 
 /// Instance 2 takes 20 ms, the others 1 ms.
 fn service_times() -> Vec<Nanos> {
-    vec![Nanos::from_millis(1), Nanos::from_millis(1), Nanos::from_millis(20)]
+    vec![
+        Nanos::from_millis(1),
+        Nanos::from_millis(1),
+        Nanos::from_millis(20),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,15 +81,30 @@ async fn the_balancer_can_be_switched_through_the_admin_api() {
     let b = backends(&service_times()).await;
     let addrs: Vec<_> = b.iter().map(|b| b.addr).collect();
     let p = proxy(&addrs, "balancer = { kind = \"round_robin\" }").await;
-    let (code, _) = post(p.admin_addr, "/admin/clusters/api/balancer", "{\"kind\":\"p2c\"}").await;
+    let (code, _) = post(
+        p.admin_addr,
+        "/admin/clusters/api/balancer",
+        "{\"kind\":\"p2c\"}",
+    )
+    .await;
     assert_eq!(code, 200);
     let (code, body) = get(p.admin_addr, "/config").await;
     assert_eq!(code, 200);
     assert!(body.contains("\"kind\": \"p2c\""), "{body}");
-    let (code, body) = post(p.admin_addr, "/admin/clusters/api/balancer", "{\"kind\":\"fastest\"}").await;
+    let (code, body) = post(
+        p.admin_addr,
+        "/admin/clusters/api/balancer",
+        "{\"kind\":\"fastest\"}",
+    )
+    .await;
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("unknown variant"), "{body}");
-    let (code, _) = post(p.admin_addr, "/admin/clusters/nope/balancer", "{\"kind\":\"p2c\"}").await;
+    let (code, _) = post(
+        p.admin_addr,
+        "/admin/clusters/nope/balancer",
+        "{\"kind\":\"p2c\"}",
+    )
+    .await;
     assert_eq!(code, 404);
     p.stop().await;
     for b in b {

@@ -26,15 +26,33 @@ outlier = { consecutive_5xx = 3, max_ejection_percent = 100, interval = "1s", ba
     let dead = addrs[2];
     // Ejected after 3 consecutive failures; without ejection round robin
     // would send it a third of ~300 attempts.
-    let ejections = metric(&m, "meshsim_proxy_ejections_total{cluster=\"api\",reason=\"consecutive_5xx\"}");
+    let ejections = metric(
+        &m,
+        "meshsim_proxy_ejections_total{cluster=\"api\",reason=\"consecutive_5xx\"}",
+    );
     assert_eq!(ejections, 1.0, "{m}");
-    assert_eq!(metric(&m, "meshsim_proxy_ejected_hosts{cluster=\"api\"}"), 1.0);
-    let to_dead = metric(&m, &format!("meshsim_proxy_endpoint_requests_total{{cluster=\"api\",endpoint=\"{dead}\"}}"));
+    assert_eq!(
+        metric(&m, "meshsim_proxy_ejected_hosts{cluster=\"api\"}"),
+        1.0
+    );
+    let to_dead = metric(
+        &m,
+        &format!("meshsim_proxy_endpoint_requests_total{{cluster=\"api\",endpoint=\"{dead}\"}}"),
+    );
     assert!(to_dead <= 3.0, "attempts to the dead host: {to_dead}");
-    assert_eq!(metric(&m, &format!("meshsim_proxy_endpoint_healthy{{cluster=\"api\",endpoint=\"{dead}\"}}")), 0.0);
+    assert_eq!(
+        metric(
+            &m,
+            &format!("meshsim_proxy_endpoint_healthy{{cluster=\"api\",endpoint=\"{dead}\"}}")
+        ),
+        0.0
+    );
     // Every failed attempt was retried on a live host.
     let retries = metric(&m, "meshsim_proxy_retries_total{cluster=\"api\"}");
-    assert!(retries >= 1.0 && retries <= to_dead, "retries {retries}, dead attempts {to_dead}");
+    assert!(
+        retries >= 1.0 && retries <= to_dead,
+        "retries {retries}, dead attempts {to_dead}"
+    );
     assert_eq!(r.tables.summary[0].errors, 0, "{:?}", r.errors);
     p.stop().await;
     for b in b {
@@ -63,14 +81,29 @@ retry_budget = { kind = "tps", percent_can_retry = 0.1, min_retries_per_sec = 0 
     let (_, m) = get(p.admin_addr, "/metrics").await;
     let requests = r.tables.summary[0].count as f64;
     let retries = metric(&m, "meshsim_proxy_retries_total{cluster=\"api\"}");
-    let refused = metric(&m, "meshsim_proxy_retry_give_ups_total{cluster=\"api\",reason=\"budget_exhausted\"}");
+    let refused = metric(
+        &m,
+        "meshsim_proxy_retry_give_ups_total{cluster=\"api\",reason=\"budget_exhausted\"}",
+    );
     assert!(requests >= 100.0, "{requests}");
-    assert_eq!(r.tables.summary[0].errors as f64, requests, "every request fails");
+    assert_eq!(
+        r.tables.summary[0].errors as f64, requests,
+        "every request fails"
+    );
     // Deposits of 0.1 retry per request: retries ≤ 10% of requests (+1 for
     // rounding); without the budget there would be 3 per request.
-    assert!(retries >= 1.0 && retries <= requests * 0.1 + 1.0, "retries {retries} for {requests} requests");
-    assert!(refused >= requests * 0.8, "budget refusals {refused} for {requests} requests");
-    assert!(m.contains("meshsim_proxy_retry_budget_remaining{cluster=\"api\"}"), "{m}");
+    assert!(
+        retries >= 1.0 && retries <= requests * 0.1 + 1.0,
+        "retries {retries} for {requests} requests"
+    );
+    assert!(
+        refused >= requests * 0.8,
+        "budget refusals {refused} for {requests} requests"
+    );
+    assert!(
+        m.contains("meshsim_proxy_retry_budget_remaining{cluster=\"api\"}"),
+        "{m}"
+    );
     p.stop().await;
     b.stop().await;
 }
@@ -79,7 +112,9 @@ retry_budget = { kind = "tps", percent_can_retry = 0.1, min_retries_per_sec = 0 
 async fn a_per_try_timeout_is_retried_and_the_route_timeout_answers_504() {
     let slow = BackendConfig {
         service: "api".into(),
-        service_time: Dist::Constant { value: Nanos::from_millis(400) },
+        service_time: Dist::Constant {
+            value: Nanos::from_millis(400),
+        },
         ..BackendConfig::default()
     };
     let b = Backend::start(slow).await.expect("backend");
@@ -94,8 +129,16 @@ retry = { num_retries = 5, retry_on = ["5xx"], per_try_timeout = "50ms", timeout
     assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
     let (_, m) = get(p.admin_addr, "/metrics").await;
     // 50 ms tries inside a 200 ms route: at least 3 tries, so 2 retries.
-    assert!(metric(&m, "meshsim_proxy_retries_total{cluster=\"api\"}") >= 2.0, "{m}");
-    assert!(metric(&m, "meshsim_proxy_attempts_total{cluster=\"api\",outcome=\"timeout\"}") >= 3.0);
+    assert!(
+        metric(&m, "meshsim_proxy_retries_total{cluster=\"api\"}") >= 2.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "meshsim_proxy_attempts_total{cluster=\"api\",outcome=\"timeout\"}"
+        ) >= 3.0
+    );
     p.stop().await;
     b.stop().await;
 }
@@ -122,7 +165,13 @@ async fn the_backend_admin_api_changes_errors_and_the_fault_filter_aborts() {
     post(p.admin_addr, "/admin/clusters/api/fault", "null").await;
     assert_eq!(get(p.addr, "/").await.0, 200);
     let (_, m) = get(p.admin_addr, "/metrics").await;
-    assert_eq!(metric(&m, "meshsim_proxy_faults_total{cluster=\"api\",kind=\"abort\"}"), 1.0);
+    assert_eq!(
+        metric(
+            &m,
+            "meshsim_proxy_faults_total{cluster=\"api\",kind=\"abort\"}"
+        ),
+        1.0
+    );
     p.stop().await;
     for b in b {
         b.stop().await;

@@ -30,7 +30,11 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
         (Method::GET, "/healthz") => http::text(StatusCode::OK, "ok\n"),
         (Method::GET, "/metrics") => {
             let now = sh.clock.now();
-            let guards: Vec<_> = sh.clusters.iter().map(|c| (c.name.clone(), c.lock())).collect();
+            let guards: Vec<_> = sh
+                .clusters
+                .iter()
+                .map(|c| (c.name.clone(), c.lock()))
+                .collect();
             let refs: Vec<(String, &super::cluster::Inner)> =
                 guards.iter().map(|(n, g)| (n.clone(), &**g)).collect();
             let text = super::metrics::render(&refs, now);
@@ -49,11 +53,8 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
                 .iter()
                 .map(|c| {
                     let g = c.lock();
-                    let eps: Vec<String> = g
-                        .endpoints
-                        .values()
-                        .map(|e| e.addr.to_string())
-                        .collect();
+                    let eps: Vec<String> =
+                        g.endpoints.values().map(|e| e.addr.to_string()).collect();
                     serde_json::json!({
                         "name": c.name,
                         "balancer": g.balancer,
@@ -76,7 +77,10 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
             let Some(cluster) = sh.clusters.iter().find(|c| c.name == name) else {
                 return http::text(StatusCode::NOT_FOUND, format!("no cluster {name:?}\n"));
             };
-            let body = match http_body_util::Limited::new(req.into_body(), 1 << 20).collect().await {
+            let body = match http_body_util::Limited::new(req.into_body(), 1 << 20)
+                .collect()
+                .await
+            {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return http::text(StatusCode::BAD_REQUEST, "unreadable body\n"),
             };
@@ -86,7 +90,11 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
                 "balancer" => {
                     let cfg: BalancerConfig = match serde_json::from_slice(&body) {
                         Ok(c) => c,
-                        Err(e) => return bad(format!("invalid balancer: {e}; expected e.g. {{\"kind\": \"p2c\"}}")),
+                        Err(e) => {
+                            return bad(format!(
+                                "invalid balancer: {e}; expected e.g. {{\"kind\": \"p2c\"}}"
+                            ))
+                        }
                     };
                     let common = cluster.config.policy.lb;
                     match cluster.lock().switch_balancer(cfg, common, now) {
@@ -109,7 +117,11 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
                 "endpoints" => {
                     let eps: Vec<EndpointSpec> = match serde_json::from_slice(&body) {
                         Ok(c) => c,
-                        Err(e) => return bad(format!("invalid endpoints: {e}; expected a JSON array of \"IP:PORT\"")),
+                        Err(e) => {
+                            return bad(format!(
+                                "invalid endpoints: {e}; expected a JSON array of \"IP:PORT\""
+                            ))
+                        }
                     };
                     let mut g = cluster.lock();
                     g.version += 1;

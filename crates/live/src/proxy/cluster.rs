@@ -82,6 +82,9 @@ pub struct Inner {
     pub active_retries: u64,
     /// Counters.
     pub metrics: ClusterMetrics,
+    /// Whether the cluster has carried traffic (health checks then use
+    /// their regular intervals instead of `no_traffic_interval`).
+    pub traffic: bool,
 }
 
 /// Why a cluster could not be built.
@@ -92,13 +95,22 @@ impl Inner {
     pub fn new(cfg: &ClusterConfig, seed: u64, now: Time) -> Result<Inner, BuildError> {
         let p = &cfg.policy;
         let f = |what: &str, e: meshsim_core::ConfigError| {
-            format!("cluster {}: policy.{what}.{}: {}", cfg.name, e.field, e.problem)
+            format!(
+                "cluster {}: policy.{what}.{}: {}",
+                cfg.name, e.field, e.problem
+            )
         };
         let mut inner = Inner {
-            lb: p.balancer.load_balancer(p.lb).map_err(|e| f("balancer", e))?,
+            lb: p
+                .balancer
+                .load_balancer(p.lb)
+                .map_err(|e| f("balancer", e))?,
             lb_gen: 0,
             balancer: p.balancer.clone(),
-            thresholds: p.circuit_breaker.try_new().map_err(|e| f("circuit_breaker", e))?,
+            thresholds: p
+                .circuit_breaker
+                .try_new()
+                .map_err(|e| f("circuit_breaker", e))?,
             outlier: match &p.outlier {
                 Some(o) => Some(o.try_new(now).map_err(|e| f("outlier", e))?),
                 None => None,
@@ -121,6 +133,7 @@ impl Inner {
             active_requests: 0,
             active_retries: 0,
             metrics: ClusterMetrics::default(),
+            traffic: false,
         };
         if !cfg.endpoints.is_empty() {
             inner.set_endpoints(&cfg.endpoints, now);
@@ -149,7 +162,12 @@ impl Inner {
             if let Some(e) = self.endpoints.get_mut(&id) {
                 e.spec = s.clone();
             } else {
-                let checker = self.health.as_ref().map(|h| h.start(now, &mut self.rng));
+                let mut checker = self.health.as_ref().map(|h| h.start(now, &mut self.rng));
+                if self.traffic {
+                    if let Some(c) = &mut checker {
+                        c.on_traffic();
+                    }
+                }
                 self.endpoints.insert(
                     id,
                     EndpointState {
@@ -166,7 +184,8 @@ impl Inner {
                 added.push(id);
             }
         }
-        self.endpoints.retain(|id, e| keep.contains(id) || e.active > 0);
+        self.endpoints
+            .retain(|id, e| keep.contains(id) || e.active > 0);
         let ids: Vec<EndpointId> = list.iter().map(|e| e.id).collect();
         // Ids are valid (dense, below 2^24) by construction.
         let _ = self.lb.update(EndpointChange::Reset(list), now);
@@ -182,10 +201,12 @@ impl Inner {
     pub fn reapply_health(&mut self, now: Time) {
         for (id, e) in &self.endpoints {
             if let Some(c) = &e.checker {
-                self.lb.set_health(*id, HealthFlag::ActiveCheck, !c.is_healthy(), now);
+                self.lb
+                    .set_health(*id, HealthFlag::ActiveCheck, !c.is_healthy(), now);
             }
             if let Some(o) = &self.outlier {
-                self.lb.set_health(*id, HealthFlag::Outlier, o.is_ejected(*id), now);
+                self.lb
+                    .set_health(*id, HealthFlag::Outlier, o.is_ejected(*id), now);
             }
         }
     }
@@ -220,6 +241,19 @@ impl Inner {
         Ok(())
     }
 
+    /// The cluster carries its first request: health checks switch to
+    /// their regular intervals (Envoy: once the cluster has traffic).
+    pub fn mark_traffic(&mut self) {
+        if !self.traffic {
+            self.traffic = true;
+            for e in self.endpoints.values_mut() {
+                if let Some(c) = &mut e.checker {
+                    c.on_traffic();
+                }
+            }
+        }
+    }
+
     /// Applies outlier decisions to the balancer and counts ejections.
     pub fn apply(&mut self, decisions: impl IntoIterator<Item = Decision>, now: Time) {
         for d in decisions {
@@ -233,7 +267,13 @@ impl Inner {
     }
 
     /// An attempt to `id` (picked under balancer generation `gen`) ended.
-    pub fn on_attempt_end(&mut self, id: EndpointId, gen: u64, done: &meshsim_core::Completion, now: Time) {
+    pub fn on_attempt_end(
+        &mut self,
+        id: EndpointId,
+        gen: u64,
+        done: &meshsim_core::Completion,
+        now: Time,
+    ) {
         if gen == self.lb_gen {
             self.lb.on_complete(id, done, now);
         }
@@ -266,7 +306,10 @@ impl Inner {
     /// Enforced ejections by reason (for metrics).
     pub fn ejections_by_reason(&self) -> Vec<(Reason, u64)> {
         match &self.outlier {
-            Some(o) => Reason::ALL.iter().map(|r| (*r, o.stats().enforced(*r))).collect(),
+            Some(o) => Reason::ALL
+                .iter()
+                .map(|r| (*r, o.stats().enforced(*r)))
+                .collect(),
             None => Vec::new(),
         }
     }

@@ -224,7 +224,9 @@ impl ProxyConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.clusters.is_empty() {
-            return bad("no clusters: add at least one [[clusters]] with a name and endpoints".into());
+            return bad(
+                "no clusters: add at least one [[clusters]] with a name and endpoints".into(),
+            );
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, c) in self.clusters.iter().enumerate() {
@@ -241,11 +243,17 @@ impl ProxyConfig {
                 ));
             }
             if let Some(p) = c.policy.problems().into_iter().next() {
-                return bad(format!("clusters[{i}] ({}).policy.{}: {}", c.name, p.0, p.1));
+                return bad(format!(
+                    "clusters[{i}] ({}).policy.{}: {}",
+                    c.name, p.0, p.1
+                ));
             }
             if let Some(f) = &c.fault {
                 if let Err(e) = f.try_new() {
-                    return bad(format!("clusters[{i}] ({}).fault.{}: {}", c.name, e.field, e.problem));
+                    return bad(format!(
+                        "clusters[{i}] ({}).fault.{}: {}",
+                        c.name, e.field, e.problem
+                    ));
                 }
             }
             if let Some(d) = &c.discovery {
@@ -258,7 +266,10 @@ impl ProxyConfig {
             }
             for (j, e) in c.endpoints.iter().enumerate() {
                 if e.weight() == 0 {
-                    return bad(format!("clusters[{i}] ({}).endpoints[{j}]: weight must be at least 1", c.name));
+                    return bad(format!(
+                        "clusters[{i}] ({}).endpoints[{j}]: weight must be at least 1",
+                        c.name
+                    ));
                 }
             }
         }

@@ -31,8 +31,8 @@ use super::cluster::Inner;
 
 /// Upper bounds of the latency histogram, seconds.
 pub const BUCKETS: [f64; 16] = [
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// Counts by outcome.
@@ -101,7 +101,9 @@ pub struct ClusterMetrics {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Renders every cluster's metrics in the Prometheus text format.
@@ -112,86 +114,208 @@ pub fn render(clusters: &[(String, &Inner)], now: Time) -> String {
             let _ = writeln!(o, "# HELP {} {}\n# TYPE {} {}", $name, $help, $name, $kind);
         };
     }
-    head!("meshsim_proxy_requests_total", "counter", "Downstream responses by status code.");
+    head!(
+        "meshsim_proxy_requests_total",
+        "counter",
+        "Downstream responses by status code."
+    );
     for (name, c) in clusters {
         for (code, n) in &c.metrics.responses {
-            let _ = writeln!(o, "meshsim_proxy_requests_total{{cluster=\"{}\",code=\"{code}\"}} {n}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_requests_total{{cluster=\"{}\",code=\"{code}\"}} {n}",
+                esc(name)
+            );
         }
     }
-    head!("meshsim_proxy_request_duration_seconds", "histogram", "Downstream request latency.");
+    head!(
+        "meshsim_proxy_request_duration_seconds",
+        "histogram",
+        "Downstream request latency."
+    );
     for (name, c) in clusters {
         let h = &c.metrics.latency;
         let mut acc = 0;
         for (b, n) in BUCKETS.iter().zip(h.counts.iter()) {
             acc += n;
-            let _ = writeln!(o, "meshsim_proxy_request_duration_seconds_bucket{{cluster=\"{}\",le=\"{b}\"}} {acc}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_request_duration_seconds_bucket{{cluster=\"{}\",le=\"{b}\"}} {acc}",
+                esc(name)
+            );
         }
-        let _ = writeln!(o, "meshsim_proxy_request_duration_seconds_bucket{{cluster=\"{}\",le=\"+Inf\"}} {}", esc(name), h.count);
-        let _ = writeln!(o, "meshsim_proxy_request_duration_seconds_sum{{cluster=\"{}\"}} {}", esc(name), h.sum);
-        let _ = writeln!(o, "meshsim_proxy_request_duration_seconds_count{{cluster=\"{}\"}} {}", esc(name), h.count);
+        let _ = writeln!(
+            o,
+            "meshsim_proxy_request_duration_seconds_bucket{{cluster=\"{}\",le=\"+Inf\"}} {}",
+            esc(name),
+            h.count
+        );
+        let _ = writeln!(
+            o,
+            "meshsim_proxy_request_duration_seconds_sum{{cluster=\"{}\"}} {}",
+            esc(name),
+            h.sum
+        );
+        let _ = writeln!(
+            o,
+            "meshsim_proxy_request_duration_seconds_count{{cluster=\"{}\"}} {}",
+            esc(name),
+            h.count
+        );
     }
-    head!("meshsim_proxy_attempts_total", "counter", "Upstream attempts by outcome.");
+    head!(
+        "meshsim_proxy_attempts_total",
+        "counter",
+        "Upstream attempts by outcome."
+    );
     for (name, c) in clusters {
         for (k, n) in &c.metrics.attempts.by {
-            let _ = writeln!(o, "meshsim_proxy_attempts_total{{cluster=\"{}\",outcome=\"{k}\"}} {n}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_attempts_total{{cluster=\"{}\",outcome=\"{k}\"}} {n}",
+                esc(name)
+            );
         }
     }
     head!("meshsim_proxy_retries_total", "counter", "Retries sent.");
     for (name, c) in clusters {
-        let _ = writeln!(o, "meshsim_proxy_retries_total{{cluster=\"{}\"}} {}", esc(name), c.metrics.retries);
+        let _ = writeln!(
+            o,
+            "meshsim_proxy_retries_total{{cluster=\"{}\"}} {}",
+            esc(name),
+            c.metrics.retries
+        );
     }
-    head!("meshsim_proxy_retry_give_ups_total", "counter", "Retriable failures not retried, by reason.");
+    head!(
+        "meshsim_proxy_retry_give_ups_total",
+        "counter",
+        "Retriable failures not retried, by reason."
+    );
     for (name, c) in clusters {
         for r in ["retries_exhausted", "budget_exhausted", "deadline_exceeded"] {
             let n = c.metrics.give_ups.get(r).copied().unwrap_or(0);
-            let _ = writeln!(o, "meshsim_proxy_retry_give_ups_total{{cluster=\"{}\",reason=\"{r}\"}} {n}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_retry_give_ups_total{{cluster=\"{}\",reason=\"{r}\"}} {n}",
+                esc(name)
+            );
         }
     }
-    head!("meshsim_proxy_overflow_total", "counter", "Circuit-breaker threshold refusals.");
+    head!(
+        "meshsim_proxy_overflow_total",
+        "counter",
+        "Circuit-breaker threshold refusals."
+    );
     for (name, c) in clusters {
         for l in ["requests", "retries"] {
             let n = c.metrics.overflows.get(l).copied().unwrap_or(0);
-            let _ = writeln!(o, "meshsim_proxy_overflow_total{{cluster=\"{}\",limit=\"{l}\"}} {n}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_overflow_total{{cluster=\"{}\",limit=\"{l}\"}} {n}",
+                esc(name)
+            );
         }
     }
-    head!("meshsim_proxy_no_healthy_upstream_total", "counter", "Requests with no endpoint to pick.");
+    head!(
+        "meshsim_proxy_no_healthy_upstream_total",
+        "counter",
+        "Requests with no endpoint to pick."
+    );
     for (name, c) in clusters {
-        let _ = writeln!(o, "meshsim_proxy_no_healthy_upstream_total{{cluster=\"{}\"}} {}", esc(name), c.metrics.no_healthy);
+        let _ = writeln!(
+            o,
+            "meshsim_proxy_no_healthy_upstream_total{{cluster=\"{}\"}} {}",
+            esc(name),
+            c.metrics.no_healthy
+        );
     }
     head!("meshsim_proxy_faults_total", "counter", "Injected faults.");
     for (name, c) in clusters {
         for k in ["delay", "abort"] {
             let n = c.metrics.faults.get(k).copied().unwrap_or(0);
-            let _ = writeln!(o, "meshsim_proxy_faults_total{{cluster=\"{}\",kind=\"{k}\"}} {n}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_faults_total{{cluster=\"{}\",kind=\"{k}\"}} {n}",
+                esc(name)
+            );
         }
     }
-    head!("meshsim_proxy_ejections_total", "counter", "Outlier ejections enforced, by reason.");
+    head!(
+        "meshsim_proxy_ejections_total",
+        "counter",
+        "Outlier ejections enforced, by reason."
+    );
     for (name, c) in clusters {
         for (r, n) in c.ejections_by_reason() {
-            let _ = writeln!(o, "meshsim_proxy_ejections_total{{cluster=\"{}\",reason=\"{r}\"}} {n}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_ejections_total{{cluster=\"{}\",reason=\"{r}\"}} {n}",
+                esc(name)
+            );
         }
     }
     head!("meshsim_proxy_ejected_hosts", "gauge", "Hosts ejected now.");
     for (name, c) in clusters {
         let n = c.outlier.as_ref().map_or(0, |d| d.ejected_count());
-        let _ = writeln!(o, "meshsim_proxy_ejected_hosts{{cluster=\"{}\"}} {n}", esc(name));
+        let _ = writeln!(
+            o,
+            "meshsim_proxy_ejected_hosts{{cluster=\"{}\"}} {n}",
+            esc(name)
+        );
     }
-    head!("meshsim_proxy_retry_budget_remaining", "gauge", "Retries the budget allows now.");
+    head!(
+        "meshsim_proxy_retry_budget_remaining",
+        "gauge",
+        "Retries the budget allows now."
+    );
     for (name, c) in clusters {
         if let Some(b) = c.budget.balance(now, c.active_requests, c.active_retries) {
-            let _ = writeln!(o, "meshsim_proxy_retry_budget_remaining{{cluster=\"{}\"}} {b}", esc(name));
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_retry_budget_remaining{{cluster=\"{}\"}} {b}",
+                esc(name)
+            );
         }
     }
-    head!("meshsim_proxy_discovery_version", "gauge", "Endpoint-set version applied.");
+    head!(
+        "meshsim_proxy_discovery_version",
+        "gauge",
+        "Endpoint-set version applied."
+    );
     for (name, c) in clusters {
-        let _ = writeln!(o, "meshsim_proxy_discovery_version{{cluster=\"{}\"}} {}", esc(name), c.version);
+        let _ = writeln!(
+            o,
+            "meshsim_proxy_discovery_version{{cluster=\"{}\"}} {}",
+            esc(name),
+            c.version
+        );
     }
     for (metric, kind, help) in [
-        ("meshsim_proxy_endpoint_active_requests", "gauge", "Attempts in flight per endpoint."),
-        ("meshsim_proxy_endpoint_requests_total", "counter", "Attempts sent per endpoint."),
-        ("meshsim_proxy_endpoint_errors_total", "counter", "Failed attempts per endpoint."),
-        ("meshsim_proxy_endpoint_healthy", "gauge", "1 if the balancer counts the endpoint healthy."),
-        ("meshsim_proxy_endpoint_ejections_total", "counter", "Outlier ejections per endpoint."),
+        (
+            "meshsim_proxy_endpoint_active_requests",
+            "gauge",
+            "Attempts in flight per endpoint.",
+        ),
+        (
+            "meshsim_proxy_endpoint_requests_total",
+            "counter",
+            "Attempts sent per endpoint.",
+        ),
+        (
+            "meshsim_proxy_endpoint_errors_total",
+            "counter",
+            "Failed attempts per endpoint.",
+        ),
+        (
+            "meshsim_proxy_endpoint_healthy",
+            "gauge",
+            "1 if the balancer counts the endpoint healthy.",
+        ),
+        (
+            "meshsim_proxy_endpoint_ejections_total",
+            "counter",
+            "Outlier ejections per endpoint.",
+        ),
     ] {
         head!(metric, kind, help);
         for (name, c) in clusters {
@@ -206,7 +330,12 @@ pub fn render(clusters: &[(String, &Inner)], now: Time) -> String {
                         u64::from(h.index_of(*id).is_some_and(|i| h.get(i).is_healthy()))
                     }
                 };
-                let _ = writeln!(o, "{metric}{{cluster=\"{}\",endpoint=\"{}\"}} {v}", esc(name), e.addr);
+                let _ = writeln!(
+                    o,
+                    "{metric}{{cluster=\"{}\",endpoint=\"{}\"}} {v}",
+                    esc(name),
+                    e.addr
+                );
             }
         }
     }

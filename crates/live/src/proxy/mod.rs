@@ -103,7 +103,9 @@ pub enum ProxyError {
 impl Proxy {
     /// Validates, binds both listeners and starts every task on the current runtime.
     pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
-        config.validate().map_err(|e| ProxyError::Config(e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
         let clock = Clock::start();
         let now = clock.now();
         let mut clusters = Vec::new();
@@ -154,10 +156,15 @@ impl Proxy {
         }));
         let (sh, sd) = (shared.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
-            crate::serve::serve(admin_listener, sd, crate::serve::ServerLimits::default(), move |req| {
-                let sh = sh.clone();
-                async move { Ok::<_, std::convert::Infallible>(admin::handle(&sh, req).await) }
-            })
+            crate::serve::serve(
+                admin_listener,
+                sd,
+                crate::serve::ServerLimits::default(),
+                move |req| {
+                    let sh = sh.clone();
+                    async move { Ok::<_, std::convert::Infallible>(admin::handle(&sh, req).await) }
+                },
+            )
             .await;
         }));
         Ok(Proxy {
@@ -209,9 +216,15 @@ fn host_of(req: &Request<Incoming>) -> Option<String> {
         .uri()
         .authority()
         .map(|a| a.host().to_owned())
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))?;
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })?;
     let host = if raw.starts_with('[') {
-        raw.split_once(']').map_or(raw.clone(), |(h, _)| format!("{h}]"))
+        raw.split_once(']')
+            .map_or(raw.clone(), |(h, _)| format!("{h}]"))
     } else {
         raw.split(':').next().unwrap_or_default().to_owned()
     };
@@ -237,29 +250,43 @@ pub fn route<'a>(shared: &'a Shared, host: Option<&str>, path: &str) -> Option<&
 
 async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::CONNECT {
-        return http::text(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported: meshsim-proxy is not an open proxy\n");
+        return http::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not supported: meshsim-proxy is not an open proxy\n",
+        );
     }
     let host = host_of(&req);
     // Absolute-form URIs may only name this proxy or its clusters.
     if req.uri().authority().is_some()
-        && !host.as_ref().is_some_and(|h| sh.local_hosts.iter().any(|l| l == h))
+        && !host
+            .as_ref()
+            .is_some_and(|h| sh.local_hosts.iter().any(|l| l == h))
     {
         return http::text(
             StatusCode::FORBIDDEN,
-            format!("{}: not a configured cluster; meshsim-proxy is not an open proxy\n", req.uri()),
+            format!(
+                "{}: not a configured cluster; meshsim-proxy is not an open proxy\n",
+                req.uri()
+            ),
         );
     }
     let Some(cluster) = route(sh, host.as_deref(), req.uri().path()) else {
         return http::text(
             StatusCode::NOT_FOUND,
-            format!("no route for host {:?} path {:?}\n", host.unwrap_or_default(), req.uri().path()),
+            format!(
+                "no route for host {:?} path {:?}\n",
+                host.unwrap_or_default(),
+                req.uri().path()
+            ),
         );
     };
     let (mut parts, body) = req.into_parts();
     let body = match Limited::new(body, sh.config.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            let too_big = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            let too_big = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
             return if too_big {
                 http::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
             } else {
@@ -272,7 +299,10 @@ async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
     let resp = forward(sh, cluster, &parts, body, started).await;
     let done = sh.clock.now();
     let mut c = cluster.lock();
-    *c.metrics.responses.entry(resp.status().as_u16()).or_default() += 1;
+    *c.metrics
+        .responses
+        .entry(resp.status().as_u16())
+        .or_default() += 1;
     c.metrics.latency.record(done - started);
     resp
 }
@@ -303,7 +333,10 @@ async fn forward(
                     .iter()
                     .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                     .collect();
-                let meta = RequestMeta { route: &cluster.name, headers: &headers };
+                let meta = RequestMeta {
+                    route: &cluster.name,
+                    headers: &headers,
+                };
                 let d = f.decide(now, &meta, c.active_faults, &mut c.rng);
                 if d.active {
                     c.active_faults += 1;
@@ -333,7 +366,11 @@ async fn forward(
             return http::text(s, "fault filter abort\n");
         }
     }
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     let mut retry = false;
     loop {
         // Pick and admit under the lock.
@@ -341,7 +378,10 @@ async fn forward(
         let picked = {
             let mut c = cluster.lock();
             let c = &mut *c;
-            let req = PickRequest { hash: None, attempt: state.attempts() };
+            let req = PickRequest {
+                hash: None,
+                attempt: state.attempts(),
+            };
             let mut pick = None;
             for _ in 0..cluster_picks(c) {
                 pick = c.lb.pick(&req, now, &mut c.rng);
@@ -361,6 +401,7 @@ async fn forward(
                         Err(StatusCode::SERVICE_UNAVAILABLE)
                     }
                     Ok(()) => {
+                        c.mark_traffic();
                         c.lb.on_start(id, now);
                         state.on_attempt_start(now, id);
                         c.active_requests += 1;
@@ -380,7 +421,11 @@ async fn forward(
                 if retry {
                     release_retry(cluster);
                 }
-                let msg = if status == StatusCode::SERVICE_UNAVAILABLE { "no healthy upstream or overflow\n" } else { "\n" };
+                let msg = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "no healthy upstream or overflow\n"
+                } else {
+                    "\n"
+                };
                 return http::text(status, msg);
             }
         };
@@ -403,7 +448,15 @@ async fn forward(
         let decision = {
             let mut c = cluster.lock();
             let c = &mut *c;
-            c.on_attempt_end(id, gen, &Completion { latency: end - now, outcome }, end);
+            c.on_attempt_end(
+                id,
+                gen,
+                &Completion {
+                    latency: end - now,
+                    outcome,
+                },
+                end,
+            );
             if retry {
                 c.thresholds.release(Resource::Retry);
                 c.active_retries = c.active_retries.saturating_sub(1);
@@ -492,11 +545,14 @@ fn release_retry(cluster: &Cluster) {
 fn local_answer(o: Outcome) -> Response<Body> {
     match o {
         Outcome::Timeout => http::text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n"),
-        Outcome::ConnectFailure => http::text(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n"),
-        Outcome::LocalReject => http::text(StatusCode::SERVICE_UNAVAILABLE, "overflow\n"),
-        Outcome::Reset | Outcome::Status(_) => {
-            http::text(StatusCode::BAD_GATEWAY, "upstream reset or sent an invalid response\n")
+        Outcome::ConnectFailure => {
+            http::text(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n")
         }
+        Outcome::LocalReject => http::text(StatusCode::SERVICE_UNAVAILABLE, "overflow\n"),
+        Outcome::Reset | Outcome::Status(_) => http::text(
+            StatusCode::BAD_GATEWAY,
+            "upstream reset or sent an invalid response\n",
+        ),
     }
 }
 
@@ -509,7 +565,9 @@ async fn send(
     body: Bytes,
     deadline: Time,
 ) -> Attempt {
-    let mut b = Request::builder().method(parts.method.clone()).uri(format!("{base}{path}"));
+    let mut b = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{base}{path}"));
     if let Some(h) = b.headers_mut() {
         for (k, v) in &parts.headers {
             h.append(k.clone(), v.clone());
@@ -539,5 +597,8 @@ async fn send(
     if deadline == Time::MAX {
         return fut.await;
     }
-    sh.clock.timeout_at(deadline, fut).await.unwrap_or(Attempt::Failed(Outcome::Timeout))
+    sh.clock
+        .timeout_at(deadline, fut)
+        .await
+        .unwrap_or(Attempt::Failed(Outcome::Timeout))
 }

@@ -56,7 +56,11 @@ async fn outlier_loop(sh: Arc<Shared>, sd: Shutdown, i: usize) {
 
 /// Starts the health-check loop of one endpoint, if the cluster checks.
 pub fn spawn_health(sh: &Arc<Shared>, sd: &Shutdown, i: usize, id: EndpointId) {
-    let has = sh.clusters[i].lock().endpoints.get(&id).is_some_and(|e| e.checker.is_some());
+    let has = sh.clusters[i]
+        .lock()
+        .endpoints
+        .get(&id)
+        .is_some_and(|e| e.checker.is_some());
     if has {
         tokio::spawn(health_loop(sh.clone(), sd.clone(), i, id));
     }
@@ -80,13 +84,17 @@ async fn health_loop(sh: Arc<Shared>, sd: Shutdown, i: usize, id: EndpointId) {
         let (action, addr, deadline) = {
             let mut c = cluster.lock();
             let c = &mut *c;
-            let Some(e) = c.endpoints.get_mut(&id) else { return };
+            let Some(e) = c.endpoints.get_mut(&id) else {
+                return;
+            };
             let Some(ch) = e.checker.as_mut() else { return };
             let a = ch.on_timer(now, &mut c.rng);
             (a, e.addr, ch.next_deadline().unwrap_or(Time::MAX))
         };
         match action {
-            Some(Action::TimedOut(t)) => apply_transition(&sh, i, id, t.map(|t| t.unhealthy()), now, false),
+            Some(Action::TimedOut(t)) => {
+                apply_transition(&sh, i, id, t.map(|t| t.unhealthy()), now, false)
+            }
             Some(Action::SendCheck) => {
                 let result = probe(&sh, addr, &path, deadline).await;
                 let now = sh.clock.now();
@@ -98,14 +106,28 @@ async fn health_loop(sh: Arc<Shared>, sd: Shutdown, i: usize, id: EndpointId) {
                         .and_then(|e| e.checker.as_mut())
                         .and_then(|ch| ch.on_response(now, result, &mut c.rng))
                 };
-                apply_transition(&sh, i, id, t.map(|t| t.unhealthy()), now, result == CheckResult::Healthy);
+                apply_transition(
+                    &sh,
+                    i,
+                    id,
+                    t.map(|t| t.unhealthy()),
+                    now,
+                    result == CheckResult::Healthy,
+                );
             }
             None => {}
         }
     }
 }
 
-fn apply_transition(sh: &Shared, i: usize, id: EndpointId, unhealthy: Option<bool>, now: Time, passed: bool) {
+fn apply_transition(
+    sh: &Shared,
+    i: usize,
+    id: EndpointId,
+    unhealthy: Option<bool>,
+    now: Time,
+    passed: bool,
+) {
     let mut c = sh.clusters[i].lock();
     let c = &mut *c;
     if let Some(u) = unhealthy {
@@ -133,12 +155,17 @@ async fn probe(sh: &Shared, addr: std::net::SocketAddr, path: &str, deadline: Ti
             Err(_) => CheckResult::NetworkFailure,
         }
     };
-    sh.clock.timeout_at(deadline, fut).await.unwrap_or(CheckResult::NetworkFailure)
+    sh.clock
+        .timeout_at(deadline, fut)
+        .await
+        .unwrap_or(CheckResult::NetworkFailure)
 }
 
 async fn discovery_loop(sh: Arc<Shared>, sd: Shutdown, i: usize) {
     let cluster = &sh.clusters[i];
-    let Some(src) = cluster.config.discovery.clone() else { return };
+    let Some(src) = cluster.config.discovery.clone() else {
+        return;
+    };
     let mut version: Option<u64> = None;
     loop {
         let url = match (src.mode, version) {
@@ -182,7 +209,10 @@ async fn fetch(sh: &Shared, url: &str, limit: Nanos) -> Option<EndpointSet> {
         if !r.status().is_success() {
             return None;
         }
-        let b = http_body_util::Limited::new(r.into_body(), 4 << 20).collect().await.ok()?;
+        let b = http_body_util::Limited::new(r.into_body(), 4 << 20)
+            .collect()
+            .await
+            .ok()?;
         serde_json::from_slice::<EndpointSet>(&b.to_bytes()).ok()
     };
     sh.clock.timeout(limit, fut).await.flatten()

@@ -40,7 +40,9 @@ pub fn proxy_config(addrs: &[SocketAddr], policy: &str) -> ProxyConfig {
 }
 
 pub async fn proxy(addrs: &[SocketAddr], policy: &str) -> Proxy {
-    Proxy::start(proxy_config(addrs, policy)).await.expect("proxy starts")
+    Proxy::start(proxy_config(addrs, policy))
+        .await
+        .expect("proxy starts")
 }
 
 /// Open-loop Poisson load at `rate` for `secs` seconds against `addr`.
@@ -82,10 +84,15 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         s.read_to_end(&mut buf).await.expect("read");
         let text = String::from_utf8_lossy(&buf).into_owned();
         let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     };
-    tokio::time::timeout(Duration::from_secs(10), fut).await.expect("GET in time")
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("GET in time")
 }
 
 /// POSTs a JSON body.
@@ -102,10 +109,15 @@ pub async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
         s.read_to_end(&mut buf).await.expect("read");
         let text = String::from_utf8_lossy(&buf).into_owned();
         let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     };
-    tokio::time::timeout(Duration::from_secs(10), fut).await.expect("POST in time")
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("POST in time")
 }
 
 /// The value of one Prometheus sample line `name{labels}` (0 if absent).
