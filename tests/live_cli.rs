@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn meshsim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meshsim"))
@@ -73,7 +73,7 @@ fn sigterm_drains_requests_in_flight_then_exits() {
     // A request in flight when SIGTERM arrives still gets its answer.
     let inflight = std::thread::spawn(move || get(proxy));
     std::thread::sleep(Duration::from_millis(200));
-    let t = Instant::now();
+    let t = meshsim_live::clock::Clock::start();
     let status = Command::new("kill")
         .args(["-TERM", &p.0.id().to_string()])
         .status()

@@ -84,6 +84,11 @@ impl Clock {
         }
     }
 
+    /// Time since the origin, as a `Duration` (for tests and reports).
+    pub fn elapsed(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
     /// Seconds of wall time since the origin (for `meta.json`).
     pub fn elapsed_secs(&self) -> f64 {
         self.origin.elapsed().as_secs_f64()

@@ -70,8 +70,10 @@ impl DiscoveryServer {
         });
         let shutdown = Shutdown::new();
         let (st, sd) = (state.clone(), shutdown.clone());
-        let mut limits = crate::serve::ServerLimits::default();
-        limits.drain_timeout_ms = 100; // long polls need not be waited for
+        let limits = crate::serve::ServerLimits {
+            drain_timeout_ms: 100, // long polls need not be waited for
+            ..Default::default()
+        };
         let task = tokio::spawn(async move {
             crate::serve::serve(listener, sd, limits, move |req| {
                 let st = st.clone();

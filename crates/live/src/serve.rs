@@ -82,7 +82,7 @@ pub async fn serve<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let h = handler.clone();
-        let conn = builder.serve_connection(TokioIo::new(stream), service_fn(move |req| h(req)));
+        let conn = builder.serve_connection(TokioIo::new(stream), service_fn(h));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

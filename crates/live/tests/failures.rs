@@ -122,7 +122,7 @@ async fn a_per_try_timeout_is_retried_and_the_route_timeout_answers_504() {
 retry = { num_retries = 5, retry_on = ["5xx"], per_try_timeout = "50ms", timeout = "200ms", backoff = { kind = "constant", delay = "1ms" } }
 "#;
     let p = proxy(&[b.addr], policy).await;
-    let started = std::time::Instant::now();
+    let started = meshsim_live::clock::Clock::start();
     let (code, _) = get(p.addr, "/").await;
     let took = started.elapsed();
     assert_eq!(code, 504);

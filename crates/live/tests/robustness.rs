@@ -4,7 +4,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use meshsim_live::proxy::{Proxy, ProxyConfig};
@@ -74,7 +74,7 @@ async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 async fn a_backend_dying_mid_response_gives_a_prompt_502() {
     let up = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly a few bytes").await;
     let p = proxy(&[up], "").await;
-    let t = Instant::now();
+    let t = meshsim_live::clock::Clock::start();
     let (code, _) = get(p.addr, "/").await;
     assert_eq!(code, 502);
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
@@ -132,7 +132,7 @@ async fn a_slow_header_client_is_timed_out_and_closed() {
     let mut cfg: ProxyConfig = proxy_config(&[b[0].addr], "");
     cfg.limits.header_read_timeout_ms = 300;
     let p = Proxy::start(cfg).await.expect("proxy");
-    let t = Instant::now();
+    let t = meshsim_live::clock::Clock::start();
     let mut s = TcpStream::connect(p.addr).await.expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .await

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# meshsim-proxy against HAProxy and nginx on loopback, one worker each, the
+# same backend and the same load generator (`meshsim load`):
+#
+#   1. added latency per hop at low load (p50 through the proxy minus p50
+#      direct, 1000 requests/s, constant arrivals);
+#   2. proxy CPU time per request (utime + stime from /proc over a run at
+#      a fixed rate, divided by the requests);
+#   3. maximum throughput (closed loop, 64 connections);
+#   4. the load generator's scheduling floor: send lag (actual - intended
+#      send) p50 and p99 at 1k, 10k and 50k requests/s, direct to the backend.
+#
+# Usage: benches/proxy/run.sh [SECONDS_PER_RUN]   (default 5)
+# Installs haproxy and nginx from Debian packages if they are missing.
+# A benchmark, not a test: the figures depend on the machine and its load.
+set -euo pipefail
+
+SECS="${1:-5}"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK="$(mktemp -d /tmp/meshsim-proxy-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
+  echo "installing haproxy and nginx (Debian packages)" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >&2
+fi
+
+(cd "$ROOT" && cargo build --release -q)
+MESHSIM="$ROOT/target/release/meshsim"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts `meshsim ARGS` in the background, waits for its readiness line and
+# prints the first address in it.
+start_meshsim() {
+  local log="$WORK/$1-$RANDOM.out"
+  "$MESHSIM" "$@" >"$log" 2>/dev/null &
+  PIDS+=($!)
+  LAST_PID=$!
+  for _ in $(seq 100); do
+    if grep -q "listening on" "$log" 2>/dev/null; then
+      grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1
+      return
+    fi
+    sleep 0.1
+  done
+  echo "meshsim $1 did not start" >&2
+  exit 1
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  exit 1
+}
+
+# CPU ticks (utime + stime) of a process and its children threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ="$(getconf CLK_TCK)"
+
+# run_load NAME URL ARGS... -> prints the run directory
+run_load() {
+  local name="$1" url="$2"
+  shift 2
+  local out="$WORK/load-$name-$RANDOM"
+  "$MESHSIM" load "$url" --duration "${SECS}s" --warmup 1s --out "$out" "$@" >/dev/null
+  echo "$out"
+}
+
+# field DIR SCOPE COLUMN -> value from summary.csv
+field() {
+  awk -F, -v scope="$2" -v col="$3" 'NR == 1 { for (i = 1; i <= NF; i++) idx[$i] = i; next }
+    $1 == scope { print $(idx[col]) }' "$1/summary.csv"
+}
+
+BACKEND="$(start_meshsim backend --workers 1)"
+BPORT="${BACKEND##*:}"
+
+# --- the proxies, one worker each ---
+MESH="$(start_meshsim proxy --workers 1 --upstream "$BACKEND")"
+MESH_PID=$LAST_PID
+
+HPORT="$(free_port)"
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HPORT
+  default_backend be
+backend be
+  server s1 127.0.0.1:$BPORT
+CFG
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+PIDS+=($!)
+HAPROXY_PID=$!
+wait_port "$HPORT"
+
+NPORT="$(free_port)"
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<CFG
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream be { server 127.0.0.1:$BPORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CFG
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx.log" 2>&1 &
+PIDS+=($!)
+wait_port "$NPORT"
+# The worker does the proxying; the master only supervises.
+NGINX_PID="$(pgrep -P "$!" | head -1)"
+
+echo "# meshsim proxy benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, ${SECS}s per run"
+echo "# $(haproxy -v | head -1); $(nginx -v 2>&1); meshsim $(git -C "$ROOT" rev-parse --short HEAD)"
+echo
+
+DIRECT="$(run_load direct "http://$BACKEND/" --rate 1000 --arrival constant)"
+BASE_P50="$(field "$DIRECT" end_to_end p50_ms)"
+echo "direct to the backend at 1000 rps: p50 ${BASE_P50} ms"
+echo
+echo "| proxy | p50 at 1k rps (ms) | added per hop (us) | CPU per request (us) | max throughput (rps, 64 conns) |"
+echo "|---|---|---|---|---|"
+for name in meshsim haproxy nginx; do
+  case $name in
+    meshsim) url="http://$MESH/"; pid=$MESH_PID ;;
+    haproxy) url="http://127.0.0.1:$HPORT/"; pid=$HAPROXY_PID ;;
+    nginx) url="http://127.0.0.1:$NPORT/"; pid=$NGINX_PID ;;
+  esac
+  low="$(run_load "$name-low" "$url" --rate 1000 --arrival constant)"
+  p50="$(field "$low" end_to_end p50_ms)"
+  added="$(awk -v a="$p50" -v b="$BASE_P50" 'BEGIN { printf "%.1f", (a - b) * 1000 }')"
+  t0="$(cpu_ticks "$pid")"
+  cpu="$(run_load "$name-cpu" "$url" --rate 5000 --arrival constant)"
+  t1="$(cpu_ticks "$pid")"
+  n="$(field "$cpu" end_to_end count)"
+  # Ticks include the warm-up second: divide by every request sent.
+  sent="$(awk -v n="$n" -v s="$SECS" 'BEGIN { print n * (s + 1) / s }')"
+  per_req="$(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$sent" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')"
+  max="$(run_load "$name-max" "$url" --arrival closed --connections 64)"
+  rps="$(field "$max" end_to_end throughput_rps)"
+  printf '| %s | %s | %s | %s | %.0f |\n' "$name" "$p50" "$added" "$per_req" "$rps"
+done
+echo
+echo "| load generator rate | send lag p50 (us) | send lag p99 (us) | achieved rps |"
+echo "|---|---|---|---|"
+for rate in 1000 10000 50000; do
+  d="$(run_load "floor-$rate" "http://$BACKEND/" --rate "$rate" --arrival constant --connections 256)"
+  p50="$(field "$d" load:send_lag p50_ms)"
+  p99="$(field "$d" load:send_lag p99_ms)"
+  rps="$(field "$d" end_to_end throughput_rps)"
+  awk -v r="$rate" -v a="$p50" -v b="$p99" -v t="$rps" 'BEGIN { printf "| %d | %.1f | %.1f | %.0f |\n", r, a * 1000, b * 1000, t }'
+done
