@@ -17,6 +17,15 @@ struct Phase {
     to: f64,
 }
 
+/// Arrivals read from a trace: the times, the endpoint of each (if the
+/// trace names them), and how many have been handed out.
+#[derive(Debug)]
+struct Recorded {
+    times: Vec<Time>,
+    endpoints: Vec<String>,
+    next: std::cell::Cell<usize>,
+}
+
 /// The arrival process of an open-loop workload.
 #[derive(Debug)]
 pub(crate) struct OpenArrivals {
@@ -25,10 +34,25 @@ pub(crate) struct OpenArrivals {
     diurnal: Option<(f64, f64, f64)>,
     peak: f64,
     constant: bool,
+    recorded: Option<Recorded>,
 }
 
 impl OpenArrivals {
     pub fn new(w: &Workload) -> Option<OpenArrivals> {
+        if let Some(t) = &w.arrival_trace {
+            return Some(OpenArrivals {
+                base: 0.0,
+                phases: Vec::new(),
+                diurnal: None,
+                peak: 0.0,
+                constant: false,
+                recorded: Some(Recorded {
+                    times: t.times.iter().map(|&d| Time(d.as_nanos())).collect(),
+                    endpoints: t.endpoints.clone(),
+                    next: std::cell::Cell::new(0),
+                }),
+            });
+        }
         let base = w.rate?;
         let mut t = Time::ZERO;
         let mut phases = Vec::new();
@@ -60,7 +84,16 @@ impl OpenArrivals {
             diurnal,
             peak,
             constant: w.arrivals == Arrivals::Constant,
+            recorded: None,
         })
+    }
+
+    /// The endpoint named by the trace for the arrival handed out last
+    /// (read it before asking for the next one).
+    pub fn current_endpoint(&self) -> Option<&str> {
+        let r = self.recorded.as_ref()?;
+        let k = r.next.get().checked_sub(1)?;
+        r.endpoints.get(k).map(String::as_str)
     }
 
     /// Requests per second at `t`.
@@ -83,6 +116,16 @@ impl OpenArrivals {
 
     /// The next arrival after `now`, or `None` if there is none before `end`.
     pub fn next(&self, now: Time, end: Time, rng: &mut Xoshiro256PlusPlus) -> Option<Time> {
+        if let Some(r) = &self.recorded {
+            // Recorded times, in order; each is handed out once.
+            let k = r.next.get();
+            let at = *r.times.get(k)?;
+            if at > end {
+                return None;
+            }
+            r.next.set(k + 1);
+            return Some(at.max(now));
+        }
         if self.peak <= 0.0 {
             return None;
         }
@@ -118,4 +161,14 @@ impl OpenArrivals {
             }
         }
     }
+}
+
+/// The index of the endpoint `name` of the service `sidecar` calls.
+pub(crate) fn endpoint_index(w: &crate::world::World, sidecar: u32, name: &str) -> Option<u16> {
+    let callee = w.sidecars.get(sidecar as usize)?.callee as usize;
+    w.services[callee]
+        .endpoints
+        .iter()
+        .position(|e| e.name == name)
+        .map(|k| k as u16)
 }

@@ -138,6 +138,8 @@ pub(crate) struct InstState {
     active: Vec<u32>,
     /// Total pause time so far (work in service is delayed by its growth).
     pause_total: u64,
+    /// Requests started, for `error_every`.
+    served: u64,
 
     pub requests: u64,
     pub errors: u64,
@@ -369,6 +371,13 @@ impl<'a> Sim<'a> {
             return;
         }
         let n = self.w.clients.len() as u32;
+        // An arrival trace may name the entry endpoint of this arrival.
+        let named = self
+            .open
+            .as_ref()
+            .and_then(|o| o.current_endpoint())
+            .filter(|_| user == OPEN)
+            .map(str::to_owned);
         let client = if user == OPEN {
             self.schedule_arrival();
             let c = self.next_client;
@@ -380,7 +389,8 @@ impl<'a> Sim<'a> {
         self.acct.generated += 1;
         self.generated += 1;
         let sidecar = self.w.clients[client as usize];
-        self.start_call(Parent::Root { user }, sidecar, None);
+        let target = named.and_then(|e| crate::arrivals::endpoint_index(&self.w, sidecar, &e));
+        self.start_call(Parent::Root { user }, sidecar, target);
     }
 
     // === calls and attempts (caller side) ===
@@ -887,6 +897,13 @@ impl<'a> Sim<'a> {
             .as_ref()
             .unwrap_or(&svc.service_time);
         let st = sampler.sample(&mut self.inst_rng[gi], i.slowdown);
+        // isotope's deterministic errors: every n-th request fails at once.
+        if let Some(n) = svc.error_every {
+            i.served += 1;
+            if i.served % n == 0 {
+                return self.respond(work, Outcome::Status(500));
+            }
+        }
         self.q.push(
             now + stalled + Nanos(st) + wk.worker_cpu,
             Event::WorkDone { work },
@@ -903,7 +920,13 @@ impl<'a> Sim<'a> {
             let gi = wk.inst;
             let svc = self.w.instances[gi as usize].svc as usize;
             let ep = wk.endpoint as usize;
-            let Some(step) = self.w.services[svc].endpoints[ep].steps.get(wk.step) else {
+            // With `abort_on_error` a failed call skips the remaining steps.
+            let abort = wk.failed && self.w.services[svc].abort_on_error;
+            let Some(step) = self.w.services[svc].endpoints[ep]
+                .steps
+                .get(wk.step)
+                .filter(|_| !abort)
+            else {
                 let failed = wk.failed;
                 let error_rate = self.inst[gi as usize]
                     .error_rate
@@ -917,6 +940,15 @@ impl<'a> Sim<'a> {
                 };
                 return self.respond(work, outcome);
             };
+            // A sleep step holds the request (and its worker), then moves on.
+            let sleep = self.w.services[svc].endpoints[ep].sleeps.get(wk.step).copied();
+            if let Some(d) = sleep.filter(|d| *d > Nanos::ZERO) {
+                if let Some(wk) = self.works.get_mut(work) {
+                    wk.step += 1;
+                }
+                self.q.push(self.now + d, Event::WorkDone { work });
+                return;
+            }
             let mut taken = Vec::new();
             for &(callee, p, target) in step {
                 if p >= 1.0 || chance(&mut self.inst_rng[gi as usize], p) {

@@ -28,6 +28,10 @@ pub(crate) struct Svc {
     pub queue_capacity: Option<u32>,
     pub service_time: Sampler,
     pub error_rate: f64,
+    /// Every n-th request on each instance fails at once (isotope).
+    pub error_every: Option<u64>,
+    /// A failed call ends the script at once (isotope).
+    pub abort_on_error: bool,
     /// Free workers take the newest waiting request.
     pub lifo: bool,
     /// Response body size.
@@ -48,6 +52,8 @@ pub(crate) struct Ep {
     pub service_time: Option<Sampler>,
     /// Steps: each a list of (callee service, probability, callee endpoint).
     pub steps: Vec<Vec<(u32, f64, Option<u16>)>>,
+    /// Per step: a sleep's length (zero for a step of calls).
+    pub sleeps: Vec<Nanos>,
 }
 
 /// An instance (global index).
@@ -174,6 +180,9 @@ impl World {
                         })
                         .collect()
                 };
+            let sleeps = |steps: &Vec<meshsim_scenario::Step>| -> Vec<Nanos> {
+                steps.iter().map(|st| st.sleep.unwrap_or(Nanos::ZERO)).collect()
+            };
             let mut endpoints = Vec::new();
             for e in &s.endpoints {
                 endpoints.push(Ep {
@@ -186,6 +195,7 @@ impl World {
                         .transpose()
                         .map_err(EngineError::Dist)?,
                     steps: script(e.calls.as_ref().unwrap_or(&s.calls)),
+                    sleeps: sleeps(e.calls.as_ref().unwrap_or(&s.calls)),
                 });
             }
             let named = !endpoints.is_empty();
@@ -195,6 +205,7 @@ impl World {
                     weight: 1.0,
                     service_time: None,
                     steps: script(&s.calls),
+                    sleeps: sleeps(&s.calls),
                 });
             }
             services.push(Svc {
@@ -205,6 +216,8 @@ impl World {
                 queue_capacity: s.queue_capacity,
                 service_time: Sampler::new(&s.service_time).map_err(EngineError::Dist)?,
                 error_rate: s.error_rate,
+                error_every: s.error_every,
+                abort_on_error: s.abort_on_error,
                 lifo: s.queue_discipline == meshsim_scenario::QueueDiscipline::Lifo,
                 response_bytes: s.response_bytes,
                 endpoints,
@@ -243,6 +256,8 @@ impl World {
                 service_time: Sampler::new(g.service_time.as_ref().unwrap_or(&zero))
                     .map_err(EngineError::Dist)?,
                 error_rate: 0.0,
+                error_every: None,
+                abort_on_error: false,
                 lifo: false,
                 response_bytes: 0,
                 endpoints: vec![Ep {
@@ -250,6 +265,7 @@ impl World {
                     weight: 1.0,
                     service_time: None,
                     steps: vec![vec![(entry, 1.0, None)]],
+                    sleeps: Vec::new(),
                 }],
                 named: false,
             });

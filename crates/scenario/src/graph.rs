@@ -1,13 +1,16 @@
 //! Call graphs: what a service does with each request after its own work.
 
-/// One step of a service's script: a call, or a group of calls sent in
-/// parallel. Steps run in order; a step starts when the previous one has
+use meshsim_core::Nanos;
+
+/// One step of a service's script: a call, a group of calls sent in
+/// parallel, or a sleep. Steps run in order; a step starts when the previous one has
 /// finished (all of a group's calls answered).
 ///
 /// ```toml
 /// calls = [
 ///   { service = "auth" },                                      # sequential
 ///   { parallel = [{ service = "a" }, { service = "b", probability = 0.5 }] },
+///   { sleep = "2ms" },                                          # hold the worker
 /// ]
 /// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -25,6 +28,10 @@ pub struct Step {
     /// Or: call all of these at once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parallel: Vec<Call>,
+    /// Or: hold the request (and its worker) for this long, as isotope's
+    /// `sleep` command does: `{ sleep = "10ms" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<Nanos>,
 }
 
 /// One call in a parallel group.

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod arrival_trace;
 mod dist;
 mod error;
 mod faults;
@@ -29,6 +30,7 @@ mod graph;
 mod mesh;
 mod network;
 
+pub use arrival_trace::{parse_arrival_trace, ArrivalTrace};
 pub use dist::{parse_empirical, Dist, MixturePart};
 pub use error::{Problem, ScenarioError};
 pub use faults::{Fault, FaultKind};
@@ -167,6 +169,10 @@ pub struct Workload {
     /// Open loop: a daily (or any-period) sinusoidal swing of the rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diurnal: Option<Diurnal>,
+    /// Open loop: arrival times read from a CSV file instead of drawn at a
+    /// rate (see [`ArrivalTrace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_trace: Option<ArrivalTrace>,
     /// Concurrent users (closed loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<u32>,
@@ -342,6 +348,16 @@ pub struct Service {
     /// Probability that a request fails with a 500.
     #[serde(default)]
     pub error_rate: f64,
+    /// Every n-th request on each instance fails with a 500 at once,
+    /// without its work or calls: isotope's deterministic error rate
+    /// (`errorRate` 0.1 % is every 1,000th request). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_every: Option<u64>,
+    /// A failed call ends the script at once: the remaining steps are
+    /// skipped and the request fails (isotope). By default the remaining
+    /// steps still run and the request fails when they are done.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub abort_on_error: bool,
     /// What the service calls after its own work.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<Step>,
@@ -352,6 +368,10 @@ pub struct Service {
     /// Per-instance changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<Override>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_zones() -> Vec<String> {
@@ -460,14 +480,23 @@ impl Scenario {
         if let Some(d) = self.network.cross_zone.as_mut() {
             dists.push(("network.cross_zone".into(), d));
         }
-        dists
+        let mut problems: Vec<Problem> = dists
             .into_iter()
             .filter_map(|(key, d)| {
                 d.resolve_files(base_dir)
                     .err()
                     .map(|message| Problem { key, message })
             })
-            .collect()
+            .collect();
+        if let Some(t) = self.workload.arrival_trace.as_mut() {
+            if let Err(message) = t.resolve(base_dir) {
+                problems.push(Problem {
+                    key: "workload.arrival_trace".into(),
+                    message,
+                });
+            }
+        }
+        problems
     }
 
     /// Looks up a service by name.
@@ -478,25 +507,56 @@ impl Scenario {
             .find(|(_, s)| s.name == name)
     }
 
-    /// A cycle in the call graph, as service names, if there is one.
+    /// A cycle in the call graph, as service names (`service/endpoint` for
+    /// services with named endpoints), if there is one. The graph's nodes
+    /// are endpoints: a service may call another endpoint of itself (as
+    /// replayed traces do) as long as no endpoint reaches itself. A call
+    /// that names no endpoint may reach any of the callee's.
     pub fn find_cycle(&self) -> Option<Vec<String>> {
         // Depth-first search with colours; iterative over explicit stacks so
         // a deep graph cannot overflow the call stack.
-        let n = self.services.len();
-        let edges: Vec<Vec<usize>> = self
-            .services
-            .iter()
-            .map(|s| {
-                let mut v: Vec<usize> = s
-                    .all_calls()
+        let mut first = Vec::with_capacity(self.services.len());
+        let mut names: Vec<String> = Vec::new();
+        for s in &self.services {
+            first.push(names.len());
+            if s.endpoints.is_empty() {
+                names.push(s.name.clone());
+            } else {
+                names.extend(s.endpoints.iter().map(|e| format!("{}/{}", s.name, e.name)));
+            }
+        }
+        let width = |i: usize| self.services[i].endpoints.len().max(1);
+        let n = names.len();
+        let mut edges: Vec<Vec<usize>> = Vec::with_capacity(n);
+        for s in &self.services {
+            let scripts: Vec<&Vec<Step>> = if s.endpoints.is_empty() {
+                vec![&s.calls]
+            } else {
+                s.endpoints
                     .iter()
-                    .filter_map(|c| self.service(&c.service).map(|(i, _)| i))
-                    .collect();
+                    .map(|e| e.calls.as_ref().unwrap_or(&s.calls))
+                    .collect()
+            };
+            for steps in scripts {
+                let mut v: Vec<usize> = Vec::new();
+                for c in steps.iter().flat_map(Step::calls) {
+                    let Some((t, callee)) = self.service(&c.service) else {
+                        continue;
+                    };
+                    match c
+                        .endpoint
+                        .as_ref()
+                        .and_then(|e| callee.endpoints.iter().position(|x| &x.name == e))
+                    {
+                        Some(k) => v.push(first[t] + k),
+                        None => v.extend(first[t]..first[t] + width(t)),
+                    }
+                }
                 v.sort_unstable();
                 v.dedup();
-                v
-            })
-            .collect();
+                edges.push(v);
+            }
+        }
         let mut colour = vec![0u8; n]; // 0 new, 1 on the path, 2 done
         for root in 0..n {
             if colour[root] != 0 {
@@ -509,11 +569,9 @@ impl Scenario {
                     *next += 1;
                     if colour[w] == 1 {
                         let start = path.iter().position(|&(x, _)| x == w).unwrap_or(0);
-                        let mut cycle: Vec<String> = path[start..]
-                            .iter()
-                            .map(|&(x, _)| self.services[x].name.clone())
-                            .collect();
-                        cycle.push(self.services[w].name.clone());
+                        let mut cycle: Vec<String> =
+                            path[start..].iter().map(|&(x, _)| names[x].clone()).collect();
+                        cycle.push(names[w].clone());
                         return Some(cycle);
                     }
                     if colour[w] == 0 {
@@ -527,6 +585,41 @@ impl Scenario {
             }
         }
         None
+    }
+
+    /// The endpoints an arrival trace names must exist at the entry
+    /// service (and need the entry to be called directly).
+    fn validate_arrival_endpoints(&self, add: &mut dyn FnMut(String, String)) {
+        let Some(t) = &self.workload.arrival_trace else {
+            return;
+        };
+        if !(t.time_scale.is_finite() && t.time_scale > 0.0) {
+            add(
+                "workload.arrival_trace.time_scale".into(),
+                format!("{} is not a positive factor", t.time_scale),
+            );
+        }
+        if t.endpoints.is_empty() {
+            return;
+        }
+        if self.workload.ingress.is_some() {
+            add(
+                "workload.arrival_trace.endpoint_column".into(),
+                "requests that name an endpoint go to the entry service directly; remove the ingress tier".into(),
+            );
+        }
+        if let Some((_, entry)) = self.service(&self.workload.entry) {
+            let known: Vec<&str> = entry.endpoints.iter().map(|e| e.name.as_str()).collect();
+            if let Some(bad) = t.endpoints.iter().find(|e| !known.contains(&e.as_str())) {
+                add(
+                    "workload.arrival_trace.endpoint_column".into(),
+                    format!(
+                        "{bad:?} is not an endpoint of the entry service {:?}; its endpoints are {known:?}",
+                        entry.name
+                    ),
+                );
+            }
+        }
     }
 
     /// Every semantic problem, in file order.
@@ -560,6 +653,15 @@ impl Scenario {
         }
         let w = &self.workload;
         match w.kind {
+            WorkloadKind::Open if w.arrival_trace.is_some() => {
+                if w.rate.is_some() || !w.phases.is_empty() || w.diurnal.is_some() {
+                    add(
+                        "workload.arrival_trace".into(),
+                        "an arrival trace sets the arrival times; remove rate, phases and diurnal".into(),
+                    );
+                }
+                self.validate_arrival_endpoints(&mut add);
+            }
             WorkloadKind::Open => match w.rate {
                 Some(r) if r.is_finite() && r > 0.0 => {}
                 Some(r) => add(
@@ -576,6 +678,12 @@ impl Scenario {
                     add(
                         "workload.users".into(),
                         "a closed-loop workload needs at least 1 user".into(),
+                    );
+                }
+                if w.arrival_trace.is_some() {
+                    add(
+                        "workload.arrival_trace".into(),
+                        "an arrival trace drives an open loop; use kind = \"open\"".into(),
                     );
                 }
                 if w.rate.is_some() {
@@ -697,6 +805,12 @@ impl Scenario {
             if let Err(e) = s.service_time.validate() {
                 add(k("service_time"), e);
             }
+            if s.error_every == Some(0) {
+                add(
+                    k("error_every"),
+                    "must be at least 1 (every request) or absent".into(),
+                );
+            }
             for (j, o) in s.overrides.iter().enumerate() {
                 if o.instance >= s.instances {
                     add(
@@ -756,10 +870,13 @@ impl Scenario {
                     .map(move |(j, st)| (format!("{key}[{j}]"), st))
             }) {
                 let k = format!("services[{i}].{j}");
-                match (&step.service, step.parallel.is_empty()) {
-                    (Some(_), false) => add(k.clone(), "has both service and parallel; expected one of them".into()),
-                    (None, true) => add(k.clone(), "has neither service nor parallel; expected { service = \"name\" } or { parallel = [...] }".into()),
-                    _ => {}
+                let forms = usize::from(step.service.is_some())
+                    + usize::from(!step.parallel.is_empty())
+                    + usize::from(step.sleep.is_some());
+                if forms > 1 {
+                    add(k.clone(), "has more than one of service, parallel and sleep; expected one of them".into());
+                } else if forms == 0 {
+                    add(k.clone(), "has none of service, parallel and sleep; expected { service = \"name\" }, { parallel = [...] } or { sleep = \"1ms\" }".into());
                 }
                 for c in step.calls() {
                     if let (Some(ep), Some((_, callee))) = (&c.endpoint, self.service(&c.service)) {
