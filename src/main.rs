@@ -8,11 +8,15 @@ use clap::{Parser, Subcommand};
 mod algorithms;
 mod backend;
 mod bench;
+mod compare;
+mod gate;
 mod generate;
 mod load;
+mod plan;
 mod proxy;
 mod run;
 mod schema;
+mod sweep;
 
 /// Service-mesh simulator and benchmarking harness.
 #[derive(Parser, Debug)]
@@ -40,6 +44,16 @@ enum Command {
     Generate(generate::Args),
     /// Simulate a scenario and write its result tables.
     Run(run::Args),
+    /// Two runs or sweeps side by side: differences, intervals, significance.
+    Compare(compare::Args),
+    /// CI regression gate: re-run scenarios against committed baselines (exit 0/1/2).
+    Gate(gate::Args),
+    /// Smallest value of a capacity parameter meeting service-level objectives.
+    Plan(plan::Args),
+    /// Run a grid of scenario variants × seeds in parallel, with confidence intervals.
+    Sweep(sweep::Args),
+    /// Combine the shard directories of a sweep into one.
+    Merge(sweep::MergeArgs),
     /// Print the JSON Schema of scenario files (for editor completion).
     Schema(schema::Args),
 }
@@ -48,13 +62,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Algorithms(args) => algorithms::run(&args),
-        Command::Bench(args) => bench::run(&args),
-        Command::Generate(args) => generate::run(&args),
         Command::Backend(args) => backend::run(&args),
         Command::Discovery(args) => proxy::run_discovery(&args),
         Command::Load(args) => load::run(&args),
         Command::Proxy(args) => proxy::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Generate(args) => generate::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Gate(args) => gate::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Merge(args) => sweep::merge(&args),
         Command::Schema(args) => schema::run(&args),
     };
     match result {

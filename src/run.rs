@@ -27,13 +27,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let file = args.scenario.display().to_string();
     let text =
         std::fs::read_to_string(&args.scenario).with_context(|| format!("reading {file}"))?;
-    let mut sets = Vec::new();
-    for s in &args.sets {
-        let (k, v) = s
-            .split_once('=')
-            .with_context(|| format!("--set {s:?}: expected KEY=VALUE, e.g. --set run.seed=7"))?;
-        sets.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
+    let mut sets = crate::sweep::parse_sets(&args.sets)?;
     if let Some(seed) = args.seed {
         sets.push(("run.seed".into(), seed.to_string()));
     }

@@ -23,7 +23,9 @@ pub fn replication_seed(seed: u64, k: u32) -> u64 {
     if k == 0 {
         seed
     } else {
-        splitmix(splitmix(seed ^ 0x7265_706c_6963_6100) ^ u64::from(k))
+        // Below 2^63, so the seed fits a TOML integer: the resolved
+        // scenario.toml of a replication must hold it.
+        splitmix(splitmix(seed ^ 0x7265_706c_6963_6100) ^ u64::from(k)) >> 1
     }
 }
 

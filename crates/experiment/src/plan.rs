@@ -2,8 +2,8 @@
 //! judging replications against them with confidence, and the bisection
 //! that finds the smallest value of a monotone parameter meeting them.
 
-use crate::stats::{bootstrap_interval, t_interval, Estimate};
-use crate::tables::{metric_info, RunData, Sample};
+use crate::stats::{t_interval, Estimate};
+use crate::tables::{estimate, RunData, Sample};
 
 /// A comparison in an objective.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,12 +188,7 @@ pub fn judge(objectives: &[Objective], runs: &[RunData]) -> Vec<Judgement> {
                     margin: f64::NAN,
                 };
             };
-            let percentile = metric_info(&o.scope, o.metric).is_some_and(|m| m.percentile);
-            let e = if percentile {
-                bootstrap_interval(values)
-            } else {
-                t_interval(values)
-            };
+            let e = estimate(&o.scope, o.metric, values);
             let worst = if o.op.upper_bound() { e.hi } else { e.lo };
             let margin = if o.threshold == 0.0 {
                 if o.op.holds(e.mean, 0.0) {

@@ -57,6 +57,18 @@ pub struct Estimate {
     pub method: Method,
 }
 
+impl Estimate {
+    /// The interval cut at zero below, for quantities that cannot be
+    /// negative (every meshsim metric): a t interval around a small error
+    /// rate would otherwise reach below zero.
+    pub fn nonnegative(self) -> Estimate {
+        Estimate {
+            lo: self.lo.max(0.0),
+            ..self
+        }
+    }
+}
+
 /// Mean and sample standard deviation. Panics on an empty slice (callers
 /// never aggregate zero replications).
 pub fn mean_sd(xs: &[f64]) -> (f64, f64) {

@@ -14,8 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::grid::{display, points, Axis, Point};
-use crate::stats::{bootstrap_interval, t_interval};
-use crate::tables::{metric_info, read_run, RunData, Sample, TableError};
+use crate::tables::{estimate, read_run, RunData, Sample, TableError};
 
 /// The spec file of a sweep directory.
 pub const SPEC_FILE: &str = "sweep.json";
@@ -227,12 +226,7 @@ pub fn build_tables(
         let group: Vec<RunData> = runs[i..j].iter().map(|(_, r)| r.clone()).collect();
         let sample = Sample::from_runs(String::new(), &group);
         for ((scope, metric), values) in &sample.values {
-            let percentile = metric_info(scope, metric).is_some_and(|m| m.percentile);
-            let e = if percentile {
-                bootstrap_interval(values)
-            } else {
-                t_interval(values)
-            };
+            let e = estimate(scope, metric, values);
             let mut row = point_cells(p);
             row.extend([
                 scope.clone(),

@@ -154,6 +154,16 @@ pub fn metric_info(scope: &str, metric: &str) -> Option<MetricInfo> {
     list.iter().copied().find(|m| m.name == metric)
 }
 
+/// A metric across replications with its 95% interval: a percentile
+/// bootstrap for latency percentiles, Student t otherwise, never below 0.
+pub fn estimate(scope: &str, metric: &str, values: &[f64]) -> crate::stats::Estimate {
+    if metric_info(scope, metric).is_some_and(|m| m.percentile) {
+        crate::stats::bootstrap_interval(values)
+    } else {
+        crate::stats::t_interval(values).nonnegative()
+    }
+}
+
 /// One value of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
