@@ -10,7 +10,9 @@ mod backend;
 mod bench;
 mod compare;
 mod gate;
+mod fit;
 mod generate;
+mod import;
 mod load;
 mod plan;
 mod proxy;
@@ -42,6 +44,10 @@ enum Command {
     Bench(bench::Args),
     /// Write a synthetic topology (tree, chain or random DAG) as a scenario.
     Generate(generate::Args),
+    /// Import an isotope topology as a scenario, or a trace as a replay record.
+    Import(import::Args),
+    /// Fit per-endpoint service-time distributions to a trace; emit a scenario.
+    Fit(fit::Args),
     /// Simulate a scenario and write its result tables.
     Run(run::Args),
     /// Two runs or sweeps side by side: differences, intervals, significance.
@@ -68,6 +74,8 @@ fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Fit(args) => fit::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Gate(args) => gate::run(&args),

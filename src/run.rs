@@ -27,6 +27,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let file = args.scenario.display().to_string();
     let text =
         std::fs::read_to_string(&args.scenario).with_context(|| format!("reading {file}"))?;
+    // An isotope graph (YAML) runs as its converted scenario.
+    let text = if matches!(
+        args.scenario.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    ) {
+        let opts = meshsim_trace::isotope::IsotopeOptions::default();
+        meshsim_trace::isotope::import_isotope(&text, &file, &opts)?.toml
+    } else {
+        text
+    };
     let mut sets = crate::sweep::parse_sets(&args.sets)?;
     if let Some(seed) = args.seed {
         sets.push(("run.seed".into(), seed.to_string()));
