@@ -36,7 +36,13 @@ pub fn import_alibaba(text: &str, file: &str) -> Result<ReplayRecord, ImportErro
         col(alts).ok_or_else(|| {
             bad(
                 "line 1".into(),
-                format!("no column {:?}; the header has {names:?}", alts.join("\" or \"")),
+                format!(
+                    "no column {}; the header has {names:?}",
+                    alts.iter()
+                        .map(|a| format!("{a:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
             )
         })
     };
