@@ -348,7 +348,9 @@ impl<'a> Sim<'a> {
             return;
         };
         if let Some(at) = open.next(self.now, self.end, &mut self.arrival_rng) {
-            self.q.push(at, Event::Arrival { user: OPEN });
+            // One open-loop arrival is pending at a time: it waits beside
+            // the heap, in the same order.
+            self.q.push_side(at, Event::Arrival { user: OPEN });
         }
     }
 
