@@ -82,9 +82,9 @@ pub fn load(text: &str, file: &str, format: Option<&str>) -> anyhow::Result<Repl
         "otlp" => Format::Otlp,
         "jaeger" => Format::Jaeger,
         "alibaba" => Format::Alibaba,
-        other => anyhow::bail!(
-            "--format {other:?}: expected zipkin, otlp, jaeger, alibaba or record"
-        ),
+        other => {
+            anyhow::bail!("--format {other:?}: expected zipkin, otlp, jaeger, alibaba or record")
+        }
     };
     Ok(meshsim_trace::import(f, text, file)?)
 }

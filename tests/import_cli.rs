@@ -65,7 +65,10 @@ fn isotope_imports_to_a_scenario_and_runs_directly() {
         .arg(s.0.join("run"))
         .output()
         .unwrap());
-    let a = stdout.lines().find(|l| l.starts_with("service:a ")).unwrap();
+    let a = stdout
+        .lines()
+        .find(|l| l.starts_with("service:a "))
+        .unwrap();
     assert_eq!(a.split_whitespace().nth(1), Some("2000"), "{stdout}");
 }
 
@@ -83,12 +86,22 @@ fn zipkin_imports_to_a_record_and_a_replay_that_runs() {
         .arg(&sc)
         .output()
         .unwrap());
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
     // yelp.json's root SERVER span lasts 131,848 µs.
     assert_eq!(r["requests"][0]["root"]["duration_ns"], 131_848_000u64);
     assert!(s.0.join("yelp.arrivals.csv").exists());
-    let stdout = ok(&meshsim().arg("run").arg(&sc).arg("--out").arg(s.0.join("run")).output().unwrap());
-    let e2e = stdout.lines().find(|l| l.starts_with("end_to_end")).unwrap();
+    let stdout = ok(&meshsim()
+        .arg("run")
+        .arg(&sc)
+        .arg("--out")
+        .arg(s.0.join("run"))
+        .output()
+        .unwrap());
+    let e2e = stdout
+        .lines()
+        .find(|l| l.starts_with("end_to_end"))
+        .unwrap();
     assert_eq!(e2e.split_whitespace().nth(1), Some("1"), "{stdout}");
     // fit reads the record back and prints one row per endpoint.
     let fit = ok(&meshsim().arg("fit").arg(&rec).output().unwrap());
@@ -99,7 +112,11 @@ fn zipkin_imports_to_a_record_and_a_replay_that_runs() {
 fn bad_files_get_clear_errors_and_no_output() {
     let s = Scratch::new("bad");
     let bad = s.0.join("bad.yaml");
-    std::fs::write(&bad, "services:\n- name: a\n  isEntrypoint: true\n  replicas: 3\n").unwrap();
+    std::fs::write(
+        &bad,
+        "services:\n- name: a\n  isEntrypoint: true\n  replicas: 3\n",
+    )
+    .unwrap();
     let out_file = s.0.join("out.toml");
     let out = meshsim()
         .args(["import", "isotope"])
@@ -110,9 +127,16 @@ fn bad_files_get_clear_errors_and_no_output() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("services[0] (a).replicas: unknown key"), "{err}");
+    assert!(
+        err.contains("services[0] (a).replicas: unknown key"),
+        "{err}"
+    );
     assert!(!out_file.exists());
-    let out = meshsim().args(["import", "otlp"]).arg(data("zipkin/yelp.json")).output().unwrap();
+    let out = meshsim()
+        .args(["import", "otlp"])
+        .arg(data("zipkin/yelp.json"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected an object with resourceSpans"));
 }

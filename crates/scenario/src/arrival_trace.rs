@@ -100,13 +100,16 @@ pub fn parse_arrival_trace(
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
     let Some((_, header)) = lines.next() else {
-        return Err(format!("{file}: empty; expected a header line and one row per request"));
+        return Err(format!(
+            "{file}: empty; expected a header line and one row per request"
+        ));
     };
     let names: Vec<&str> = header.split(',').map(str::trim).collect();
     let find = |want: &str| {
-        names.iter().position(|n| *n == want).ok_or_else(|| {
-            format!("{file}:1: no column named {want:?}; the header has {names:?}")
-        })
+        names
+            .iter()
+            .position(|n| *n == want)
+            .ok_or_else(|| format!("{file}:1: no column named {want:?}; the header has {names:?}"))
     };
     let tcol = match column {
         Some(c) => find(c)?,
@@ -114,15 +117,22 @@ pub fn parse_arrival_trace(
     };
     let ecol = endpoint_column.map(find).transpose()?;
     let tname = names[tcol];
-    let unit = [("_ns", 1.0), ("_us", 1e3), ("_ms", 1e6), ("_s", 1e9)]
-        .iter()
-        .find(|(s, _)| tname.ends_with(s))
-        .map_or(1e9, |(_, u)| *u);
+    let (unit, unit_name) = [
+        ("_ns", 1.0, "nanoseconds"),
+        ("_us", 1e3, "microseconds"),
+        ("_ms", 1e6, "milliseconds"),
+        ("_s", 1e9, "seconds"),
+    ]
+    .iter()
+    .find(|(s, _, _)| tname.ends_with(s))
+    .map_or((1e9, "seconds"), |(_, u, n)| (*u, *n));
     let mut rows: Vec<(i128, String)> = Vec::new();
     for (i, line) in lines {
         let at = |what: String| format!("{file}:{}: {what}", i + 1);
         if line.contains('"') {
-            return Err(at("quoted fields are not supported; expected plain values".into()));
+            return Err(at(
+                "quoted fields are not supported; expected plain values".into()
+            ));
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let cell = fields.get(tcol).copied().unwrap_or("");
@@ -130,12 +140,7 @@ pub fn parse_arrival_trace(
             at(format!(
                 "{cell:?} in column {tname:?} is not a time; expected a timestamp such as \
                  \"2023-11-16 18:17:03.98\" or a number of {}",
-                match unit {
-                    u if u == 1.0 => "nanoseconds",
-                    u if u == 1e3 => "microseconds",
-                    u if u == 1e6 => "milliseconds",
-                    _ => "seconds",
-                }
+                unit_name
             ))
         })?;
         let ep = match ecol {
@@ -151,7 +156,9 @@ pub fn parse_arrival_trace(
         rows.push((t, ep));
     }
     if rows.is_empty() {
-        return Err(format!("{file}: no rows after the header; expected one row per request"));
+        return Err(format!(
+            "{file}: no rows after the header; expected one row per request"
+        ));
     }
     rows.sort_by_key(|r| r.0);
     let first = rows[0].0;

@@ -26,7 +26,10 @@ pub fn import_alibaba(text: &str, file: &str) -> Result<ReplayRecord, ImportErro
         at,
         message: m,
     };
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
         return Err(bad("line 1".into(), "empty; expected a header line".into()));
     };
@@ -63,12 +66,18 @@ pub fn import_alibaba(text: &str, file: &str) -> Result<ReplayRecord, ImportErro
         }
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         let get = |c: usize| f.get(c).copied().unwrap_or("");
-        let ts: f64 = get(c_ts)
-            .parse()
-            .map_err(|_| bad(at("timestamp"), format!("{:?} is not a time in ms", get(c_ts))))?;
+        let ts: f64 = get(c_ts).parse().map_err(|_| {
+            bad(
+                at("timestamp"),
+                format!("{:?} is not a time in ms", get(c_ts)),
+            )
+        })?;
         let rpc = get(c_rpc);
         if rpc.is_empty() || !rpc.split('.').all(|p| !p.is_empty()) {
-            return Err(bad(at("rpcid"), format!("{rpc:?} is not a dotted call id like 0.1.2")));
+            return Err(bad(
+                at("rpcid"),
+                format!("{rpc:?} is not a dotted call id like 0.1.2"),
+            ));
         }
         let trace = get(c_trace).to_owned();
         let parent = rpc.rsplit_once('.').map(|(p, _)| format!("{trace}/{p}"));
@@ -85,7 +94,11 @@ pub fn import_alibaba(text: &str, file: &str) -> Result<ReplayRecord, ImportErro
             parent,
             kind,
             service: service.to_owned(),
-            name: c_if.map(get).filter(|s| !s.is_empty()).unwrap_or(&rtype).to_owned(),
+            name: c_if
+                .map(get)
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&rtype)
+                .to_owned(),
             start: Some((ts * 1e6).round() as i64),
             duration: rt.map(|x| (x.abs() * 1e6).round() as u64),
             error: false,

@@ -134,7 +134,12 @@ pub fn compile(
     // Long enough for the last request to finish: its arrival plus three
     // times the longest timing replay (structure replays draw their times).
     let last = rec.requests.iter().map(|r| r.arrival_ns).max().unwrap_or(0);
-    let longest = rec.requests.iter().map(|r| replay_len(&r.root)).max().unwrap_or(0);
+    let longest = rec
+        .requests
+        .iter()
+        .map(|r| replay_len(&r.root))
+        .max()
+        .unwrap_or(0);
     let duration = last + 3 * longest + 1_000_000_000;
     let window = (duration / 1000).max(1_000_000_000);
     let mut doc = toml::Table::new();
@@ -312,7 +317,13 @@ fn constant(ns: u64) -> toml::Value {
 fn clean(s: &str) -> String {
     let c: String = s
         .chars()
-        .map(|ch| if ch == ',' || ch == '"' || ch.is_control() { '_' } else { ch })
+        .map(|ch| {
+            if ch == ',' || ch == '"' || ch.is_control() {
+                '_'
+            } else {
+                ch
+            }
+        })
         .take(60)
         .collect();
     if c.trim().is_empty() {

@@ -58,7 +58,11 @@ pub fn fit_sample(mut v: Vec<u64>) -> Fitted {
         t.insert("value".into(), format!("{ns}ns").into());
         toml::Value::Table(t)
     };
-    let positive: Vec<f64> = v.iter().filter(|&&x| x > 0).map(|&x| x as f64 / 1e6).collect();
+    let positive: Vec<f64> = v
+        .iter()
+        .filter(|&&x| x > 0)
+        .map(|&x| x as f64 / 1e6)
+        .collect();
     let (dist, describe) = if v[0] == v[n - 1] || positive.len() < 2 {
         let c = mean.round() as u64;
         (constant(c), format!("constant {:.3} ms", c as f64 / 1e6))

@@ -203,7 +203,10 @@ pub fn import_isotope(
         if m.get("isEntrypoint").and_then(Value::as_bool) == Some(true) {
             entries.push(names[i].clone());
         } else if let Some(v) = m.get("isEntrypoint").filter(|v| !v.is_boolean()) {
-            return Err(bad(&at("isEntrypoint"), format!("{v} is not true or false")));
+            return Err(bad(
+                &at("isEntrypoint"),
+                format!("{v} is not true or false"),
+            ));
         }
         let error_every = match get("errorRate") {
             None => None,
@@ -366,7 +369,10 @@ fn command(
         if c.is_array() {
             return Ok(Cmd::Group);
         }
-        return err(at, "expected a command: `sleep: 10ms` or `call: NAME`".into());
+        return err(
+            at,
+            "expected a command: `sleep: 10ms` or `call: NAME`".into(),
+        );
     };
     if m.len() != 1 {
         return err(
@@ -409,7 +415,10 @@ fn command(
                         }
                     }
                     let Some(Value::String(s)) = o.get("service") else {
-                        return err(&format!("{at}.call.service"), "expected a service name".into());
+                        return err(
+                            &format!("{at}.call.service"),
+                            "expected a service name".into(),
+                        );
                     };
                     if let Some(sz) = o.get("size") {
                         byte_size(sz).map_err(|m| (format!("{at}.call.size"), m))?;

@@ -50,9 +50,14 @@ pub fn import_jaeger(text: &str, file: &str) -> Result<ReplayRecord, ImportError
         for (i, s) in list.iter().enumerate() {
             let at = |k: &str| format!("trace {t}.spans[{i}].{k}");
             let get = |k: &str| s.get(k).and_then(Value::as_str).map(str::to_owned);
-            let trace = get("traceID").ok_or_else(|| bad(at("traceID"), "expected a hex trace id"))?;
+            let trace =
+                get("traceID").ok_or_else(|| bad(at("traceID"), "expected a hex trace id"))?;
             let id = get("spanID").ok_or_else(|| bad(at("spanID"), "expected a hex span id"))?;
-            let refs = s.get("references").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let refs = s
+                .get("references")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             let in_trace = |kind: &str| {
                 refs.iter().find(|r| {
                     r.get("refType").and_then(Value::as_str) == Some(kind)
@@ -64,8 +69,16 @@ pub fn import_jaeger(text: &str, file: &str) -> Result<ReplayRecord, ImportError
                 (None, Some(r)) => (r.get("spanID").and_then(Value::as_str), true),
                 (None, None) => (None, false),
             };
-            let tags = s.get("tags").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            let tag = |k: &str| tags.iter().find(|x| x.get("key").and_then(Value::as_str) == Some(k)).and_then(|x| x.get("value"));
+            let tags = s
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let tag = |k: &str| {
+                tags.iter()
+                    .find(|x| x.get("key").and_then(Value::as_str) == Some(k))
+                    .and_then(|x| x.get("value"))
+            };
             let kind = if follows {
                 Some(Kind::Consumer)
             } else {
@@ -87,7 +100,10 @@ pub fn import_jaeger(text: &str, file: &str) -> Result<ReplayRecord, ImportError
                 .unwrap_or("unknown")
                 .to_owned();
             let num = |k: &str| {
-                tag(k).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|x| x.parse().ok())))
+                tag(k).and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|x| x.parse().ok()))
+                })
             };
             pending.push((
                 RawSpan {
@@ -99,8 +115,11 @@ pub fn import_jaeger(text: &str, file: &str) -> Result<ReplayRecord, ImportError
                     name: get("operationName").unwrap_or_default(),
                     start: micros("startTime").map(|t| (t as i64).saturating_mul(1000)),
                     duration: micros("duration").map(|d| d.saturating_mul(1000)),
-                    error: tag("error").is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")),
-                    remote: tag("peer.service").and_then(Value::as_str).map(str::to_owned),
+                    error: tag("error")
+                        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")),
+                    remote: tag("peer.service")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     request_bytes: num("http.request.body.size"),
                     response_bytes: num("http.response.body.size"),
                 },
@@ -109,15 +128,16 @@ pub fn import_jaeger(text: &str, file: &str) -> Result<ReplayRecord, ImportError
         }
         let mut service_of: BTreeMap<String, String> = BTreeMap::new();
         for (s, _) in &pending {
-            service_of.entry(s.id.clone()).or_insert_with(|| s.service.clone());
+            service_of
+                .entry(s.id.clone())
+                .or_insert_with(|| s.service.clone());
         }
         for (mut s, kind) in pending {
-            s.kind = kind.unwrap_or_else(|| {
-                match s.parent.as_ref().and_then(|p| service_of.get(p)) {
+            s.kind =
+                kind.unwrap_or_else(|| match s.parent.as_ref().and_then(|p| service_of.get(p)) {
                     Some(ps) if *ps == s.service => Kind::Local,
                     _ => Kind::Server,
-                }
-            });
+                });
             spans.push(s);
         }
     }

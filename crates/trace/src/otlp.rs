@@ -34,12 +34,18 @@ pub fn import_otlp(text: &str, file: &str) -> Result<ReplayRecord, ImportError> 
         message: m.to_owned(),
     };
     let Some(Value::Array(rs)) = doc.get("resourceSpans") else {
-        return Err(bad("(top level)".into(), "expected an object with resourceSpans"));
+        return Err(bad(
+            "(top level)".into(),
+            "expected an object with resourceSpans",
+        ));
     };
     let mut spans = Vec::new();
     for (i, r) in rs.iter().enumerate() {
-        let service = attr(r.get("resource").and_then(|x| x.get("attributes")), "service.name")
-            .unwrap_or_else(|| "unknown".into());
+        let service = attr(
+            r.get("resource").and_then(|x| x.get("attributes")),
+            "service.name",
+        )
+        .unwrap_or_else(|| "unknown".into());
         let scopes = r
             .get("scopeSpans")
             .or_else(|| r.get("instrumentationLibrarySpans"))
@@ -47,7 +53,11 @@ pub fn import_otlp(text: &str, file: &str) -> Result<ReplayRecord, ImportError> 
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         for (j, sc) in scopes.iter().enumerate() {
-            let list = sc.get("spans").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let list = sc
+                .get("spans")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             for (k, s) in list.iter().enumerate() {
                 let at = |f: &str| format!("resourceSpans[{i}].scopeSpans[{j}].spans[{k}].{f}");
                 let hex = |f: &str| {
@@ -56,8 +66,10 @@ pub fn import_otlp(text: &str, file: &str) -> Result<ReplayRecord, ImportError> 
                         .filter(|v| !v.is_empty())
                         .map(str::to_ascii_lowercase)
                 };
-                let trace = hex("traceId").ok_or_else(|| bad(at("traceId"), "expected a hex trace id"))?;
-                let id = hex("spanId").ok_or_else(|| bad(at("spanId"), "expected a hex span id"))?;
+                let trace =
+                    hex("traceId").ok_or_else(|| bad(at("traceId"), "expected a hex trace id"))?;
+                let id =
+                    hex("spanId").ok_or_else(|| bad(at("spanId"), "expected a hex span id"))?;
                 let nanos = |f: &str| -> Result<Option<i64>, ImportError> {
                     match s.get(f) {
                         None | Some(Value::Null) => Ok(None),
@@ -76,7 +88,8 @@ pub fn import_otlp(text: &str, file: &str) -> Result<ReplayRecord, ImportError> 
                 let kind = match s.get("kind") {
                     None | Some(Value::Null) => Kind::Local,
                     Some(v) => match (v.as_i64(), v.as_str()) {
-                        (Some(0 | 1), _) | (_, Some("SPAN_KIND_INTERNAL" | "SPAN_KIND_UNSPECIFIED")) => Kind::Local,
+                        (Some(0 | 1), _)
+                        | (_, Some("SPAN_KIND_INTERNAL" | "SPAN_KIND_UNSPECIFIED")) => Kind::Local,
                         (Some(2), _) | (_, Some("SPAN_KIND_SERVER")) => Kind::Server,
                         (Some(3), _) | (_, Some("SPAN_KIND_CLIENT")) => Kind::Client,
                         (Some(4), _) | (_, Some("SPAN_KIND_PRODUCER")) => Kind::Producer,
@@ -94,7 +107,11 @@ pub fn import_otlp(text: &str, file: &str) -> Result<ReplayRecord, ImportError> 
                     parent: hex("parentSpanId"),
                     kind,
                     service: service.clone(),
-                    name: s.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    name: s
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                     start,
                     duration: match (start, end) {
                         (Some(a), Some(b)) if b >= a => Some((b - a) as u64),
@@ -102,8 +119,10 @@ pub fn import_otlp(text: &str, file: &str) -> Result<ReplayRecord, ImportError> 
                     },
                     error,
                     remote: attr(attrs, "peer.service"),
-                    request_bytes: attr(attrs, "http.request.body.size").and_then(|v| v.parse().ok()),
-                    response_bytes: attr(attrs, "http.response.body.size").and_then(|v| v.parse().ok()),
+                    request_bytes: attr(attrs, "http.request.body.size")
+                        .and_then(|v| v.parse().ok()),
+                    response_bytes: attr(attrs, "http.response.body.size")
+                        .and_then(|v| v.parse().ok()),
                 });
             }
         }
@@ -113,18 +132,26 @@ pub fn import_otlp(text: &str, file: &str) -> Result<ReplayRecord, ImportError> 
 
 /// The value of attribute `key` (string, int, double or bool) as text.
 fn attr(attrs: Option<&Value>, key: &str) -> Option<String> {
-    let a = attrs?.as_array()?.iter().find(|a| a.get("key").and_then(Value::as_str) == Some(key))?;
+    let a = attrs?
+        .as_array()?
+        .iter()
+        .find(|a| a.get("key").and_then(Value::as_str) == Some(key))?;
     let v = a.get("value")?;
     if let Some(s) = v.get("stringValue").and_then(Value::as_str) {
         return Some(s.to_owned());
     }
     if let Some(i) = v.get("intValue") {
-        return i.as_str().map(str::to_owned).or_else(|| i.as_i64().map(|x| x.to_string()));
+        return i
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| i.as_i64().map(|x| x.to_string()));
     }
     if let Some(d) = v.get("doubleValue").and_then(Value::as_f64) {
         return Some(d.to_string());
     }
-    v.get("boolValue").and_then(Value::as_bool).map(|b| b.to_string())
+    v.get("boolValue")
+        .and_then(Value::as_bool)
+        .map(|b| b.to_string())
 }
 
 /// Extra attributes for exported spans, keyed by (request index, call
@@ -168,20 +195,28 @@ pub fn export_otlp(rec: &ReplayRecord, epoch_ns: u64, extra: &ExtraAttributes) -
                 work_start = start + obs.saturating_sub(node.duration_ns) / 2;
                 server_parent = Some(client_id);
             }
-            by_service.entry(node.service.clone()).or_default().push(span(
-                &trace,
-                &server_id,
-                server_parent.as_deref(),
-                &node.endpoint,
-                2,
-                work_start,
-                work_start + node.duration_ns,
-                node.status,
-                node,
-                server_extra,
-            ));
+            by_service
+                .entry(node.service.clone())
+                .or_default()
+                .push(span(
+                    &trace,
+                    &server_id,
+                    server_parent.as_deref(),
+                    &node.endpoint,
+                    2,
+                    work_start,
+                    work_start + node.duration_ns,
+                    node.status,
+                    node,
+                    server_extra,
+                ));
             for c in node.children.iter().rev() {
-                stack.push((c, Some(server_id.clone()), Some(&node.service), work_start + c.start_ns));
+                stack.push((
+                    c,
+                    Some(server_id.clone()),
+                    Some(&node.service),
+                    work_start + c.start_ns,
+                ));
             }
         }
     }
@@ -215,10 +250,16 @@ fn span(
     let mut attributes: Vec<Value> = Vec::new();
     let mut push = |k: &str, v: Value| attributes.push(json!({ "key": k, "value": v }));
     if let Some(b) = node.request_bytes {
-        push("http.request.body.size", json!({ "intValue": b.to_string() }));
+        push(
+            "http.request.body.size",
+            json!({ "intValue": b.to_string() }),
+        );
     }
     if let Some(b) = node.response_bytes {
-        push("http.response.body.size", json!({ "intValue": b.to_string() }));
+        push(
+            "http.response.body.size",
+            json!({ "intValue": b.to_string() }),
+        );
     }
     for (k, v) in extra {
         push(k, v.clone());
@@ -247,7 +288,13 @@ fn trace_hex(id: &str) -> String {
     }
     // FNV-1a, twice with different offsets, for 128 bits.
     let h = |seed: u64| {
-        id.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        id.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
     };
-    format!("{:016x}{:016x}", h(0xcbf2_9ce4_8422_2325), h(0x6c62_272e_07bb_0142))
+    format!(
+        "{:016x}{:016x}",
+        h(0xcbf2_9ce4_8422_2325),
+        h(0x6c62_272e_07bb_0142)
+    )
 }

@@ -112,7 +112,12 @@ impl Part {
 }
 
 /// Builds the record from spans of any number of traces.
-pub(crate) fn build(spans: Vec<RawSpan>, format: &str, source: &str, mut w: Warnings) -> ReplayRecord {
+pub(crate) fn build(
+    spans: Vec<RawSpan>,
+    format: &str,
+    source: &str,
+    mut w: Warnings,
+) -> ReplayRecord {
     let mut traces: BTreeMap<String, Vec<RawSpan>> = BTreeMap::new();
     for s in spans {
         traces.entry(s.trace.clone()).or_default().push(s);
@@ -226,7 +231,11 @@ fn build_trace(spans: Vec<RawSpan>, w: &mut Warnings) -> Vec<(i64, CallNode)> {
     for (id, p) in &parts {
         if !p.is_call() {
             if p.consumer() {
-                w.add(W_ASYNC, "dropped with the calls under it: the sender does not wait for it", p.other.len() as u64);
+                w.add(
+                    W_ASYNC,
+                    "dropped with the calls under it: the sender does not wait for it",
+                    p.other.len() as u64,
+                );
             }
             continue;
         }
@@ -235,7 +244,11 @@ fn build_trace(spans: Vec<RawSpan>, w: &mut Warnings) -> Vec<(i64, CallNode)> {
             Some(pid) => match resolve(pid.to_owned()) {
                 Up::Node(x) if &x != id => children.entry(x).or_default().push(id.clone()),
                 Up::Node(_) | Up::Missing => {
-                    w.add(W_ORPHAN, "replayed as a request of its own, at its start", 1);
+                    w.add(
+                        W_ORPHAN,
+                        "replayed as a request of its own, at its start",
+                        1,
+                    );
                     tops.push(id.clone());
                 }
                 Up::Async => dropped_tops.push(id.clone()),
@@ -244,7 +257,11 @@ fn build_trace(spans: Vec<RawSpan>, w: &mut Warnings) -> Vec<(i64, CallNode)> {
     }
     for id in &dropped_tops {
         let n = subtree_len(id, &children);
-        w.add(W_ASYNC, "dropped with the calls under it: the sender does not wait for it", n);
+        w.add(
+            W_ASYNC,
+            "dropped with the calls under it: the sender does not wait for it",
+            n,
+        );
     }
     let mut out = Vec::new();
     for id in tops {
@@ -291,12 +308,7 @@ impl Builder<'_> {
     /// Builds call `id`, its times shifted by `shift` ns (clock-skew
     /// corrections of its callers); `fallback` is the time to use when the
     /// span has no timestamp (the caller's start). Returns the call's absolute start.
-    fn node(
-        &mut self,
-        id: &str,
-        shift: i64,
-        fallback: i64,
-    ) -> Option<(i64, CallNode)> {
+    fn node(&mut self, id: &str, shift: i64, fallback: i64) -> Option<(i64, CallNode)> {
         let p = &self.parts[id];
         if self.depth > 10_000 {
             return None; // a cycle of parent ids: nothing sensible to build
@@ -312,7 +324,8 @@ impl Builder<'_> {
             ss = ss.or(s.map(|_| cs.unwrap_or(fallback)));
         }
         if s.is_some() && sd.is_none() && cd.is_some() {
-            self.w.add(W_SERVER_DUR, "took the client half's duration", 1);
+            self.w
+                .add(W_SERVER_DUR, "took the client half's duration", 1);
             sd = cd;
         }
         // Clock skew: the server half must lie inside its client half.
@@ -361,7 +374,8 @@ impl Builder<'_> {
         let duration = match sd.or(cd) {
             Some(d) => d,
             None => {
-                self.w.add(W_DURATION, "the extent of its calls (0 without calls)", 1);
+                self.w
+                    .add(W_DURATION, "the extent of its calls (0 without calls)", 1);
                 kids.iter()
                     .map(|(ks, k)| (ks - work_start).max(0) as u64 + k.caller_time())
                     .max()
@@ -382,13 +396,18 @@ impl Builder<'_> {
             } else {
                 Status::Ok
             },
-            request_bytes: s.and_then(|s| s.request_bytes).or(c.and_then(|c| c.request_bytes)),
-            response_bytes: s.and_then(|s| s.response_bytes).or(c.and_then(|c| c.response_bytes)),
+            request_bytes: s
+                .and_then(|s| s.request_bytes)
+                .or(c.and_then(|c| c.request_bytes)),
+            response_bytes: s
+                .and_then(|s| s.response_bytes)
+                .or(c.and_then(|c| c.response_bytes)),
             children: Vec::new(),
         };
         for (ks, mut k) in kids {
             if ks >= end && duration > 0 {
-                self.w.add(W_AFTER, "replayed as a request of its own, at its start", 1);
+                self.w
+                    .add(W_AFTER, "replayed as a request of its own, at its start", 1);
                 self.detached.push((ks, k));
                 continue;
             }

@@ -35,9 +35,15 @@ pub fn import_zipkin(text: &str, file: &str) -> Result<ReplayRecord, ImportError
     }
     let mut spans = Vec::new();
     for (i, s) in flat.into_iter().enumerate() {
-        let at = |k: &str| format!("span {i} ({}).{k}", s.get("id").and_then(Value::as_str).unwrap_or("?"));
+        let at = |k: &str| {
+            format!(
+                "span {i} ({}).{k}",
+                s.get("id").and_then(Value::as_str).unwrap_or("?")
+            )
+        };
         let str_field = |k: &str| s.get(k).and_then(Value::as_str).map(str::to_owned);
-        let trace = str_field("traceId").ok_or_else(|| bad(at("traceId"), "expected a hex trace id"))?;
+        let trace =
+            str_field("traceId").ok_or_else(|| bad(at("traceId"), "expected a hex trace id"))?;
         let id = str_field("id").ok_or_else(|| bad(at("id"), "expected a hex span id"))?;
         let kind = match s.get("kind").and_then(Value::as_str) {
             None => Kind::Local,

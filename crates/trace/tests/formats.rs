@@ -32,7 +32,10 @@ fn jaeger_fixture_becomes_a_root_with_two_parallel_calls() {
     let root = &rec.requests[0].root;
     // Two spans share id ...0002; the first in the file is kept.
     assert_eq!(rec.warning_count("duplicate span"), 1);
-    assert_eq!((root.service.as_str(), root.endpoint.as_str()), ("service-x", "test-general-conversion"));
+    assert_eq!(
+        (root.service.as_str(), root.endpoint.as_str()),
+        ("service-x", "test-general-conversion")
+    );
     assert_eq!(root.duration_ns, 5_000);
     let kids: Vec<(&str, &str, u64, u32)> = root
         .children
@@ -43,7 +46,10 @@ fn jaeger_fixture_becomes_a_root_with_two_parallel_calls() {
     // ...00ff is ignored) run in service-y; ...0005 is local work of ...0004.
     assert_eq!(
         kids,
-        [("service-y", "some-operation", 0, 0), ("service-y", "reference-test", 0, 0)]
+        [
+            ("service-y", "some-operation", 0, 0),
+            ("service-y", "reference-test", 0, 0)
+        ]
     );
     assert_eq!(rec.warning_count("local span folded"), 1);
     assert_eq!(root.self_ns, 0);
@@ -82,15 +88,26 @@ fn alibaba_v2021_and_v2022_give_the_same_tree() {
     assert_eq!(a.requests, b.requests);
     assert_eq!(a.requests.len(), 2);
     let r = &a.requests[0].root;
-    assert_eq!((r.service.as_str(), r.endpoint.as_str(), r.duration_ns), ("web", "home", 30_000_000));
+    assert_eq!(
+        (r.service.as_str(), r.endpoint.as_str(), r.duration_ns),
+        ("web", "home", 30_000_000)
+    );
     let cart = &r.children[0];
     assert_eq!(
-        (cart.service.as_str(), cart.start_ns, cart.observed_ns, cart.duration_ns),
+        (
+            cart.service.as_str(),
+            cart.start_ns,
+            cart.observed_ns,
+            cart.duration_ns
+        ),
         ("cart", 10_000_000, Some(9_000_000), 8_000_000)
     );
     // The db call (one row: uninstrumented) 2 ms into cart's work.
     let db = &cart.children[0];
-    assert_eq!((db.service.as_str(), db.start_ns, db.duration_ns), ("mysql", 2_000_000, 2_000_000));
+    assert_eq!(
+        (db.service.as_str(), db.start_ns, db.duration_ns),
+        ("mysql", 2_000_000, 2_000_000)
+    );
     assert_eq!(cart.self_ns, 6_000_000);
     assert_eq!(r.self_ns, 21_000_000);
     assert_eq!(a.requests[1].arrival_ns, 3_000_000);
@@ -103,7 +120,12 @@ fn alibaba_v2021_and_v2022_give_the_same_tree() {
 }
 
 fn node() -> impl Strategy<Value = CallNode> {
-    let leaf = (1u64..50_000_000, 0u64..3_000_000, any::<bool>(), prop::option::of(0u64..100_000))
+    let leaf = (
+        1u64..50_000_000,
+        0u64..3_000_000,
+        any::<bool>(),
+        prop::option::of(0u64..100_000),
+    )
         .prop_map(|(d, net, err, bytes)| CallNode {
             service: String::new(),
             endpoint: String::new(),
@@ -118,8 +140,11 @@ fn node() -> impl Strategy<Value = CallNode> {
             children: Vec::new(),
         });
     leaf.prop_recursive(3, 12, 3, |inner| {
-        (prop::collection::vec((inner, 0u64..40_000_000), 0..3), 1u64..5_000_000).prop_map(
-            |(kids, extra)| {
+        (
+            prop::collection::vec((inner, 0u64..40_000_000), 0..3),
+            1u64..5_000_000,
+        )
+            .prop_map(|(kids, extra)| {
                 let mut n = CallNode {
                     service: String::new(),
                     endpoint: String::new(),
@@ -142,8 +167,7 @@ fn node() -> impl Strategy<Value = CallNode> {
                 n.duration_ns = end + extra;
                 n.observed_ns = Some(n.duration_ns + extra / 2);
                 n
-            },
-        )
+            })
     })
 }
 
@@ -211,14 +235,21 @@ fn structure_replay_keeps_calls_and_arrivals() {
     assert_eq!(calls, 12, "yelp has 12 calls");
     let fits = meshsim_trace::fit::fit(&rec);
     assert_eq!(fits.len(), 12);
-    assert!(fits.values().all(|f| f.count == 1 && f.describe.starts_with("constant")));
+    assert!(fits
+        .values()
+        .all(|f| f.count == 1 && f.describe.starts_with("constant")));
 }
 
 #[test]
 fn fits_are_lognormal_for_varied_samples_with_zeros_apart() {
     let f = meshsim_trace::fit::fit_sample(vec![0, 1_000_000, 2_000_000, 4_000_000]);
     // ln(1), ln(2), ln(4) in ms: mean ln 2, population sd ln 2 · √(2/3).
-    assert!(f.describe.starts_with("25% 0, else lognormal mu=0.693 sigma=0.566"), "{}", f.describe);
+    assert!(
+        f.describe
+            .starts_with("25% 0, else lognormal mu=0.693 sigma=0.566"),
+        "{}",
+        f.describe
+    );
     assert_eq!((f.p50_ns, f.p99_ns), (1_000_000, 4_000_000));
 }
 
@@ -229,7 +260,8 @@ fn fits_are_lognormal_for_varied_samples_with_zeros_apart() {
 fn azure_arrivals_drive_the_open_loop_time_scaled() {
     let dir = TempDir::new();
     std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/azure-llm/AzureLLMInferenceTrace_code.csv"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/azure-llm/AzureLLMInferenceTrace_code.csv"),
         dir.0.join("azure.csv"),
     )
     .unwrap();

@@ -5,7 +5,9 @@ use std::path::Path;
 use meshsim_trace::isotope::{import_isotope, IsotopeOptions};
 
 fn data(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/isotope").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/isotope")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -19,22 +21,35 @@ fn count(out: &meshsim_engine::Output, scope: &str) -> (u64, u64) {
     (r.count, r.errors)
 }
 
-fn run(yaml: &str, name: &str) -> (meshsim_trace::isotope::IsotopeImport, meshsim_engine::Output) {
+fn run(
+    yaml: &str,
+    name: &str,
+) -> (
+    meshsim_trace::isotope::IsotopeImport,
+    meshsim_engine::Output,
+) {
     let imp = import_isotope(yaml, name, &IsotopeOptions::default())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let out = meshsim_engine::simulate(&imp.scenario).unwrap();
     (imp, out)
 }
 
+/// (file, calls per request per service, entry replicas).
+type Expected = (&'static str, &'static [(&'static str, u64)], u32);
+
 /// Calls per request, per service, counted by hand from each YAML file.
 #[test]
 fn every_example_imports_and_runs_with_the_call_counts_of_its_graph() {
-    let expected: [(&str, &[(&str, u64)], u32); 6] = [
+    let expected: [Expected; 6] = [
         ("1-service.yaml", &[("a", 1)], 1),
         ("chain-2-services.yaml", &[("a", 1), ("b", 1)], 1),
         ("chain-3-services.yaml", &[("a", 1), ("b", 1), ("c", 1)], 1),
         // d: [a ∥ c], then b; c calls a then b.
-        ("canonical.yaml", &[("d", 1), ("a", 2), ("b", 2), ("c", 1)], 1),
+        (
+            "canonical.yaml",
+            &[("d", 1), ("a", 2), ("b", 2), ("c", 1)],
+            1,
+        ),
         (
             "tree-13-services.yaml",
             &[("d", 1), ("svc-0-1", 1), ("svc-0-2-2", 1)],
@@ -46,22 +61,29 @@ fn every_example_imports_and_runs_with_the_call_counts_of_its_graph() {
             10,
         ),
     ];
-    let mut files: Vec<String> = std::fs::read_dir(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/isotope"),
-    )
-    .unwrap()
-    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-    .filter(|n| n.ends_with(".yaml"))
-    .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/isotope"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
     files.sort();
-    assert_eq!(files.len(), expected.len(), "a new example needs its counts here");
+    assert_eq!(
+        files.len(),
+        expected.len(),
+        "a new example needs its counts here"
+    );
     for (file, per_service, replicas) in expected {
         let (imp, out) = run(&data(file), file);
         // 10 s at 100 rps, evenly spaced: 1000 requests, none failing.
         let (n, errors) = count(&out, "end_to_end");
         assert_eq!((n, errors), (1000, 0), "{file}");
         for (svc, k) in per_service {
-            assert_eq!(count(&out, &format!("service:{svc}")), (k * n, 0), "{file} {svc}");
+            assert_eq!(
+                count(&out, &format!("service:{svc}")),
+                (k * n, 0),
+                "{file} {svc}"
+            );
         }
         let entry = &imp.scenario.workload.entry;
         let (_, s) = imp.scenario.service(entry).unwrap();
@@ -72,10 +94,22 @@ fn every_example_imports_and_runs_with_the_call_counts_of_its_graph() {
 
 #[test]
 fn not_modelled_keys_are_named_in_the_notes() {
-    let imp = import_isotope(&data("canonical.yaml"), "canonical.yaml", &IsotopeOptions::default())
-        .unwrap();
-    assert!(imp.notes.iter().any(|n| n.starts_with("numRbacPolicies")), "{:?}", imp.notes);
-    assert!(imp.notes.iter().any(|n| n.starts_with("requestSize")), "{:?}", imp.notes);
+    let imp = import_isotope(
+        &data("canonical.yaml"),
+        "canonical.yaml",
+        &IsotopeOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        imp.notes.iter().any(|n| n.starts_with("numRbacPolicies")),
+        "{:?}",
+        imp.notes
+    );
+    assert!(
+        imp.notes.iter().any(|n| n.starts_with("requestSize")),
+        "{:?}",
+        imp.notes
+    );
     assert_eq!(imp.scenario.services[0].response_bytes, 1024);
     assert!(imp.toml.contains("# not modelled: numRbacPolicies"));
 }

@@ -20,23 +20,35 @@ fn ascend_merges_halves_and_orders_sequential_calls() {
     let rec = import_zipkin(&read("zipkin/ascend.json"), "ascend.json").unwrap();
     assert_eq!(rec.requests.len(), 1);
     let root = &rec.requests[0].root;
-    assert_eq!((root.service.as_str(), root.endpoint.as_str()), ("mobile-gateway", "get"));
+    assert_eq!(
+        (root.service.as_str(), root.endpoint.as_str()),
+        ("mobile-gateway", "get")
+    );
     assert_eq!(root.duration_ns, 38_793 * US);
     assert_eq!(root.observed_ns, None);
     let c: Vec<_> = root.children.iter().collect();
     assert_eq!(c.len(), 2);
     // auth-service: client at +799 µs for 14,077 µs; server 4,157 µs.
     assert_eq!(c[0].service, "auth-service");
-    assert_eq!((c[0].start_ns, c[0].observed_ns, c[0].duration_ns), (799 * US, Some(14_077 * US), 4_157 * US));
+    assert_eq!(
+        (c[0].start_ns, c[0].observed_ns, c[0].duration_ns),
+        (799 * US, Some(14_077 * US), 4_157 * US)
+    );
     // content-service starts after auth-service returned: the next group.
     assert_eq!(c[1].service, "content-service");
-    assert_eq!((c[1].start_ns, c[1].observed_ns, c[1].duration_ns), (15_277 * US, Some(20_333 * US), 15_888 * US));
+    assert_eq!(
+        (c[1].start_ns, c[1].observed_ns, c[1].duration_ns),
+        (15_277 * US, Some(20_333 * US), 15_888 * US)
+    );
     assert_eq!((c[0].group, c[1].group), (0, 1));
     assert_eq!(root.self_ns, (38_793 - 14_077 - 20_333) * US);
     // content-service's client span to an uninstrumented service, 8,965 µs.
     let leaf = &c[1].children[0];
     assert_eq!(leaf.service, "content-service-remote");
-    assert_eq!((leaf.start_ns, leaf.duration_ns), ((556_600 - 552_037) * US, 8_965 * US));
+    assert_eq!(
+        (leaf.start_ns, leaf.duration_ns),
+        ((556_600 - 552_037) * US, 8_965 * US)
+    );
     assert_eq!(c[1].self_ns, (15_888 - 8_965) * US);
     // auth-service's server half starts after its client half ended: skew.
     assert_eq!(rec.warning_count("clock skew"), 1);
@@ -53,7 +65,10 @@ fn skew_centres_the_server_half_and_moves_its_subtree() {
     let b = &root.children[0];
     assert_eq!(b.service, "serviceb");
     // The client half starts 3,134 µs into servicea's work.
-    assert_eq!((b.start_ns, b.observed_ns, b.duration_ns), (3_134 * US, Some(94_539 * US), 93_577 * US));
+    assert_eq!(
+        (b.start_ns, b.observed_ns, b.duration_ns),
+        (3_134 * US, Some(94_539 * US), 93_577 * US)
+    );
     assert_eq!(root.self_ns, (99_411 - 94_539) * US);
     assert_eq!(rec.warning_count("clock skew"), 1);
     // serviceb's "async" local span was inside its server half: folded.
@@ -67,14 +82,23 @@ fn messaging_drops_the_consumer_and_promotes_orphans() {
     // parent span 0153a596db406c83 is not in the file.
     assert_eq!(rec.requests.len(), 3);
     let root = &rec.requests[0].root;
-    assert_eq!((root.service.as_str(), root.duration_ns), ("mobile-gateway", 29_051 * US));
+    assert_eq!(
+        (root.service.as_str(), root.duration_ns),
+        ("mobile-gateway", 29_051 * US)
+    );
     assert_eq!(root.size(), 3);
     assert_eq!(rec.warning_count("parent span missing"), 2);
     // The CONSUMER span and the client call under it.
     assert_eq!(rec.warning_count("async consumer dropped"), 2);
-    let promoted: Vec<&str> = rec.requests[1..].iter().map(|r| r.root.endpoint.as_str()).collect();
+    let promoted: Vec<&str> = rec.requests[1..]
+        .iter()
+        .map(|r| r.root.endpoint.as_str())
+        .collect();
     assert_eq!(promoted, ["post", "get"]);
-    assert_eq!(rec.requests[1].arrival_ns, (1_540_799_213_008_149 - 1_540_799_212_976_024) * US);
+    assert_eq!(
+        rec.requests[1].arrival_ns,
+        (1_540_799_213_008_149 - 1_540_799_212_976_024) * US
+    );
 }
 
 /// Call ids (a CLIENT or SERVER span), counted over the raw JSON: each is
@@ -90,8 +114,8 @@ fn every_call_is_kept_or_counted() {
     ] {
         let rec = import_zipkin(&read(&format!("zipkin/{file}")), file).unwrap();
         let kept: usize = rec.requests.iter().map(|r| r.root.size()).sum();
-        let dropped = rec.warning_count("async consumer dropped")
-            - u64::from(file == "messaging2.json"); // its CONSUMER span is not a call
+        let dropped =
+            rec.warning_count("async consumer dropped") - u64::from(file == "messaging2.json"); // its CONSUMER span is not a call
         assert_eq!(kept as u64 + dropped, calls, "{file}");
         assert_eq!(rec.requests[0].root.duration_ns, root_us * US, "{file}");
         for r in &rec.requests {
@@ -107,7 +131,8 @@ fn smartthings_missing_durations_are_repaired_and_counted() {
     let text = read("zipkin/smartthings-mobile-web-install.json");
     let rec = import_zipkin(&text, "st.json").unwrap();
     // 175 spans have no duration; halves with one take it from the other.
-    let repaired = rec.warning_count("server duration missing") + rec.warning_count("duration missing");
+    let repaired =
+        rec.warning_count("server duration missing") + rec.warning_count("duration missing");
     assert!(repaired > 0 && repaired <= 175, "{repaired}");
     assert!(rec.warning_count("duplicate span") > 0);
     // Its 16 services with server spans are all in the record (later calls
@@ -130,15 +155,26 @@ fn row_order_does_not_matter() {
 
 #[test]
 fn bad_input_is_named() {
-    let e = import_zipkin("{\"x\":1}", "t.json").unwrap_err().to_string();
-    assert!(e.contains("t.json") && e.contains("expected a list of spans"), "{e}");
-    let e = import_zipkin("[{\"traceId\":\"a\",\"id\":\"b\",\"kind\":\"LOCAL\"}]", "t.json")
+    let e = import_zipkin("{\"x\":1}", "t.json")
         .unwrap_err()
         .to_string();
+    assert!(
+        e.contains("t.json") && e.contains("expected a list of spans"),
+        "{e}"
+    );
+    let e = import_zipkin(
+        "[{\"traceId\":\"a\",\"id\":\"b\",\"kind\":\"LOCAL\"}]",
+        "t.json",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("span 0 (b).kind"), "{e}");
-    let e = import_zipkin("[{\"traceId\":\"a\",\"id\":\"b\",\"timestamp\":\"x\"}]", "t.json")
-        .unwrap_err()
-        .to_string();
+    let e = import_zipkin(
+        "[{\"traceId\":\"a\",\"id\":\"b\",\"timestamp\":\"x\"}]",
+        "t.json",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("microseconds"), "{e}");
 }
 
@@ -168,10 +204,18 @@ fn timing_replay_reproduces_recorded_durations() {
                 .sum();
             let net = net as f64 / MS as f64;
             let tol = d * 1e-3 + 1e-3;
-            assert!(ms <= d + tol && ms >= d - net - tol, "{file} {}: replayed {ms} ms, recorded {d} ms, network share {net} ms", r.trace_id);
+            assert!(
+                ms <= d + tol && ms >= d - net - tol,
+                "{file} {}: replayed {ms} ms, recorded {d} ms, network share {net} ms",
+                r.trace_id
+            );
         }
     }
     // Every status in these files is ok except where tagged.
     let rec = import_zipkin(&read("zipkin/yelp.json"), "yelp.json").unwrap();
-    assert!(rec.requests[0].root.walk().iter().all(|(_, n)| n.status == Status::Ok || n.status == Status::Error));
+    assert!(rec.requests[0]
+        .root
+        .walk()
+        .iter()
+        .all(|(_, n)| n.status == Status::Ok || n.status == Status::Error));
 }

@@ -8,7 +8,9 @@ use meshsim_trace::{compile, ReplayMode, ReplayRecord};
 
 /// A file under tests/data.
 pub fn read(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
