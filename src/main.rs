@@ -9,12 +9,13 @@ mod algorithms;
 mod backend;
 mod bench;
 mod compare;
-mod gate;
 mod fit;
+mod gate;
 mod generate;
 mod import;
 mod load;
 mod plan;
+mod plot;
 mod proxy;
 mod run;
 mod schema;
@@ -56,6 +57,8 @@ enum Command {
     Gate(gate::Args),
     /// Smallest value of a capacity parameter meeting service-level objectives.
     Plan(plan::Args),
+    /// Figures (SVG or PNG) from runs, sweeps and plans.
+    Plot(plot::Args),
     /// Run a grid of scenario variants × seeds in parallel, with confidence intervals.
     Sweep(sweep::Args),
     /// Combine the shard directories of a sweep into one.
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::run(&args),
         Command::Gate(args) => gate::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Plot(args) => plot::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Merge(args) => sweep::merge(&args),
         Command::Schema(args) => schema::run(&args),

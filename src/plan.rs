@@ -142,7 +142,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         answers.push((case.clone(), found));
     }
     if let Some(dir) = &args.out {
-        write_csv(dir, &evaluations)?;
+        write_csv(dir, &axis.key, &evaluations)?;
     }
     report(&axis.key, &values, &answers, &evaluations)
 }
@@ -202,11 +202,12 @@ fn print_evaluation(e: &Evaluation) -> std::io::Result<()> {
     writeln!(err, "  [{}] {} → {}", e.case, e.value, parts.join("; "))
 }
 
-fn write_csv(dir: &std::path::Path, evaluations: &[Evaluation]) -> anyhow::Result<()> {
+fn write_csv(dir: &std::path::Path, key: &str, evaluations: &[Evaluation]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "case",
+        "parameter",
         "value",
         "scope",
         "metric",
@@ -241,6 +242,7 @@ fn write_csv(dir: &std::path::Path, evaluations: &[Evaluation]) -> anyhow::Resul
             };
             w.write_record([
                 e.case.clone(),
+                key.to_owned(),
                 e.value.clone(),
                 j.objective.scope.clone(),
                 j.objective.metric.to_owned(),

@@ -163,7 +163,7 @@ fn plan_finds_the_smallest_stable_worker_count() {
     assert!(t.contains("meeting the SLO = 4"), "{t}");
     assert!(t.contains("answer: services.q.concurrency = 4"), "{t}");
     let (h, rows) = csv_rows(out.join("plan.csv"));
-    assert_eq!(h[..4], ["case", "value", "scope", "metric"]);
+    assert_eq!(h[..5], ["case", "parameter", "value", "scope", "metric"]);
     // Bisection: far fewer evaluations than the 16 values per case.
     assert!(rows.len() <= 2 * 7, "{} evaluations", rows.len());
 
