@@ -943,7 +943,10 @@ impl<'a> Sim<'a> {
                 return self.respond(work, outcome);
             };
             // A sleep step holds the request (and its worker), then moves on.
-            let sleep = self.w.services[svc].endpoints[ep].sleeps.get(wk.step).copied();
+            let sleep = self.w.services[svc].endpoints[ep]
+                .sleeps
+                .get(wk.step)
+                .copied();
             if let Some(d) = sleep.filter(|d| *d > Nanos::ZERO) {
                 if let Some(wk) = self.works.get_mut(work) {
                     wk.step += 1;

@@ -181,7 +181,10 @@ impl World {
                         .collect()
                 };
             let sleeps = |steps: &Vec<meshsim_scenario::Step>| -> Vec<Nanos> {
-                steps.iter().map(|st| st.sleep.unwrap_or(Nanos::ZERO)).collect()
+                steps
+                    .iter()
+                    .map(|st| st.sleep.unwrap_or(Nanos::ZERO))
+                    .collect()
             };
             let mut endpoints = Vec::new();
             for e in &s.endpoints {

@@ -569,8 +569,10 @@ impl Scenario {
                     *next += 1;
                     if colour[w] == 1 {
                         let start = path.iter().position(|&(x, _)| x == w).unwrap_or(0);
-                        let mut cycle: Vec<String> =
-                            path[start..].iter().map(|&(x, _)| names[x].clone()).collect();
+                        let mut cycle: Vec<String> = path[start..]
+                            .iter()
+                            .map(|&(x, _)| names[x].clone())
+                            .collect();
                         cycle.push(names[w].clone());
                         return Some(cycle);
                     }
@@ -657,7 +659,8 @@ impl Scenario {
                 if w.rate.is_some() || !w.phases.is_empty() || w.diurnal.is_some() {
                     add(
                         "workload.arrival_trace".into(),
-                        "an arrival trace sets the arrival times; remove rate, phases and diurnal".into(),
+                        "an arrival trace sets the arrival times; remove rate, phases and diurnal"
+                            .into(),
                     );
                 }
                 self.validate_arrival_endpoints(&mut add);
@@ -874,7 +877,11 @@ impl Scenario {
                     + usize::from(!step.parallel.is_empty())
                     + usize::from(step.sleep.is_some());
                 if forms > 1 {
-                    add(k.clone(), "has more than one of service, parallel and sleep; expected one of them".into());
+                    add(
+                        k.clone(),
+                        "has more than one of service, parallel and sleep; expected one of them"
+                            .into(),
+                    );
                 } else if forms == 0 {
                     add(k.clone(), "has none of service, parallel and sleep; expected { service = \"name\" }, { parallel = [...] } or { sleep = \"1ms\" }".into());
                 }
