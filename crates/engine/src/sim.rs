@@ -78,7 +78,7 @@ struct Call {
     /// The upstream endpoint this call is for.
     endpoint: u16,
     /// Attempts sent, to cancel the outstanding ones when the call ends.
-    attempts: Vec<Ref>,
+    attempts: crate::slab::Refs,
     /// Hedging state and its queued timer, when the policy hedges.
     hedge: Option<(meshsim_core::retry::hedge::HedgeState, Option<Time>)>,
     parent: Parent,
@@ -435,7 +435,7 @@ impl<'a> Sim<'a> {
             last_outcome: None,
             endpoint,
             hedge,
-            attempts: Vec::new(),
+            attempts: crate::slab::Refs::default(),
             parent,
             sidecar,
             retry,

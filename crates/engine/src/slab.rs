@@ -97,6 +97,43 @@ impl<T> Slab<T> {
     }
 }
 
+/// A short list of references: the first two inline, more on the heap.
+/// A call's attempts are one or two almost always (a first try and a
+/// retry or hedge), so most calls allocate nothing for them.
+#[derive(Debug, Default)]
+pub struct Refs {
+    inline: [Option<Ref>; 2],
+    more: Vec<Ref>,
+}
+
+impl Refs {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.inline.iter().filter(|r| r.is_some()).count() + self.more.len()
+    }
+
+    /// Appends `r`.
+    pub fn push(&mut self, r: Ref) {
+        match self.inline.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(r),
+            None => self.more.push(r),
+        }
+    }
+}
+
+impl IntoIterator for Refs {
+    type Item = Ref;
+    type IntoIter = std::iter::Chain<
+        std::iter::Flatten<std::array::IntoIter<Option<Ref>, 2>>,
+        std::vec::IntoIter<Ref>,
+    >;
+
+    /// In insertion order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.inline.into_iter().flatten().chain(self.more)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +148,17 @@ mod tests {
         assert_eq!(s.get(b), Some(&2));
         assert_eq!(s.remove(a), None);
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn refs_keep_insertion_order_past_the_inline_ones() {
+        let mut s = Slab::default();
+        let all: Vec<Ref> = (0..5).map(|i| s.insert(i)).collect();
+        let mut refs = Refs::default();
+        for (k, r) in all.iter().enumerate() {
+            assert_eq!(refs.len(), k);
+            refs.push(*r);
+        }
+        assert_eq!(refs.into_iter().collect::<Vec<_>>(), all);
     }
 }
