@@ -34,15 +34,16 @@ if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >&2
 fi
 
-(cd "$ROOT" && cargo build --release -q)
+(cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
 MESHSIM="$ROOT/target/release/meshsim"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Starts `meshsim ARGS` in the background, waits for its readiness line and
-# prints the first address in it.
+# Starts `meshsim ARGS` in the background (not in a subshell, so that its
+# PID is recorded for the cleanup), waits for its readiness line and sets
+# ADDR to the first address in it and LAST_PID to its PID.
 start_meshsim() {
   local log="$WORK/$1-$RANDOM.out"
   "$MESHSIM" "$@" >"$log" 2>/dev/null &
@@ -50,7 +51,7 @@ start_meshsim() {
   LAST_PID=$!
   for _ in $(seq 100); do
     if grep -q "listening on" "$log" 2>/dev/null; then
-      grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1
+      ADDR="$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1)"
       return
     fi
     sleep 0.1
@@ -87,18 +88,20 @@ field() {
     $1 == scope { print $(idx[col]) }' "$1/summary.csv"
 }
 
-BACKEND="$(start_meshsim backend --workers 1)"
+start_meshsim backend --workers 1
+BACKEND="$ADDR"
 BPORT="${BACKEND##*:}"
 
 # --- the proxies, one worker each ---
-MESH="$(start_meshsim proxy --workers 1 --upstream "$BACKEND")"
+start_meshsim proxy --workers 1 --upstream "$BACKEND"
+MESH="$ADDR"
 MESH_PID=$LAST_PID
 
 HPORT="$(free_port)"
 cat >"$WORK/haproxy.cfg" <<CFG
 global
   nbthread 1
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 5s
@@ -122,7 +125,7 @@ cat >"$WORK/nginx/nginx.conf" <<CFG
 worker_processes 1;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log;
-events { worker_connections 20000; }
+events { worker_connections 8000; }
 http {
   access_log off;
   client_body_temp_path $WORK/nginx/body;
