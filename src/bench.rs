@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 mod scaling;
 mod simpy;
+mod svg;
 
 /// Arguments of `meshsim bench`.
 #[derive(clap::Args, Debug)]

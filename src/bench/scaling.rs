@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use plotters::prelude::*;
 use rayon::prelude::*;
 
+use super::svg::{charts, Axis, Series};
 use super::{measure, measure_in_child, print_row, spec_scenario, write_records, Record, Spec};
 
 pub fn run(dir: &Path, quick: bool) -> anyhow::Result<ExitCode> {
@@ -125,12 +125,6 @@ pub fn run(dir: &Path, quick: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn range(v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64) -> (f64, f64) {
-    let lo = v.iter().map(f).fold(f64::INFINITY, f64::min);
-    let hi = v.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
-    (lo, hi)
-}
-
 /// Wall time (log-log) and peak memory (log x) against `xlabel`.
 fn two_panels(
     path: &Path,
@@ -138,93 +132,67 @@ fn two_panels(
     wall: &[(f64, f64)],
     mem: &[(f64, f64)],
 ) -> anyhow::Result<()> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (960, 400)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let (left, right) = root.split_horizontally(480);
-        let (x0, x1) = range(wall, |p| p.0);
-        let (y0, y1) = range(wall, |p| p.1);
-        let mut c = ChartBuilder::on(&left)
-            .caption(format!("wall time vs {xlabel}"), ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(
-                (x0 * 0.8..x1 * 1.25).log_scale(),
-                (y0 * 0.5..y1 * 2.0).log_scale(),
-            )
-            .map_err(plot_err)?;
-        c.configure_mesh()
-            .x_desc(xlabel)
-            .y_desc("seconds")
-            .draw()
-            .map_err(plot_err)?;
-        c.draw_series(LineSeries::new(wall.iter().copied(), &BLUE))
-            .map_err(plot_err)?;
-        c.draw_series(wall.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
-            .map_err(plot_err)?;
-        let (y1m, _) = (range(mem, |p| p.1).1, ());
-        let mut c = ChartBuilder::on(&right)
-            .caption(format!("peak memory vs {xlabel}"), ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), 0.0..y1m * 1.2)
-            .map_err(plot_err)?;
-        c.configure_mesh()
-            .x_desc(xlabel)
-            .y_desc("MB (VmHWM)")
-            .draw()
-            .map_err(plot_err)?;
-        c.draw_series(LineSeries::new(mem.iter().copied(), &RED))
-            .map_err(plot_err)?;
-        c.draw_series(mem.iter().map(|&p| Circle::new(p, 3, RED.filled())))
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)?;
-    }
+    let svg = charts(&[
+        (
+            &format!("wall time vs {xlabel}"),
+            Axis {
+                label: xlabel,
+                log: true,
+            },
+            Axis {
+                label: "seconds",
+                log: true,
+            },
+            vec![Series {
+                name: "single-hop",
+                color: "#1f5fbf",
+                points: wall.to_vec(),
+            }],
+        ),
+        (
+            &format!("peak memory vs {xlabel}"),
+            Axis {
+                label: xlabel,
+                log: true,
+            },
+            Axis {
+                label: "MB (VmHWM)",
+                log: false,
+            },
+            vec![Series {
+                name: "single-hop",
+                color: "#c0392b",
+                points: mem.to_vec(),
+            }],
+        ),
+    ]);
     crate::generate::write_atomic(path, svg.as_bytes())
 }
 
 fn speedup_chart(path: &Path, threads: &[(usize, f64, f64)]) -> anyhow::Result<()> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (480, 400)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let n = threads.len().max(2) as f64;
-        let mut c = ChartBuilder::on(&root)
-            .caption("independent runs: speed-up vs threads", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.5..n + 0.5, 0.0..n + 0.5)
-            .map_err(plot_err)?;
-        c.configure_mesh()
-            .x_desc("rayon threads")
-            .y_desc("speed-up")
-            .draw()
-            .map_err(plot_err)?;
-        c.draw_series(LineSeries::new([(1.0, 1.0), (n, n)], &BLACK.mix(0.3)))
-            .map_err(plot_err)?
-            .label("ideal")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
-        let pts: Vec<(f64, f64)> = threads.iter().map(|&(t, _, s)| (t as f64, s)).collect();
-        c.draw_series(LineSeries::new(pts.iter().copied(), &BLUE))
-            .map_err(plot_err)?
-            .label("measured")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-        c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))
-            .map_err(plot_err)?;
-        c.configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)?;
-    }
+    let n = threads.len().max(1) as f64;
+    let svg = charts(&[(
+        "independent runs: speed-up vs threads",
+        Axis {
+            label: "rayon threads",
+            log: false,
+        },
+        Axis {
+            label: "speed-up",
+            log: false,
+        },
+        vec![
+            Series {
+                name: "ideal",
+                color: "#999999",
+                points: vec![(1.0, 1.0), (n, n)],
+            },
+            Series {
+                name: "measured",
+                color: "#1f5fbf",
+                points: threads.iter().map(|&(t, _, s)| (t as f64, s)).collect(),
+            },
+        ],
+    )]);
     crate::generate::write_atomic(path, svg.as_bytes())
-}
-
-fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing a chart: {e}")
 }
