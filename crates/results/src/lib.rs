@@ -179,8 +179,8 @@ pub struct PercentileRow {
 /// where latency distributions differ, as HdrHistogram's percentile
 /// distribution output is.
 pub const SPECTRUM: [f64; 19] = [
-    0.0, 1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.75, 99.9, 99.95,
-    99.99, 99.995, 99.999, 100.0,
+    0.0, 1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.75, 99.9, 99.95, 99.99,
+    99.995, 99.999, 100.0,
 ];
 
 /// Everything one run produced.
