@@ -64,20 +64,22 @@ impl Clock {
         tokio::time::timeout_at(self.instant(t), f).await.ok()
     }
 
-    /// Blocks the calling OS thread until `t`, to within a few microseconds:
-    /// it sleeps until shortly before `t` (the kernel's timer slack is about
-    /// 50 µs) and spins for the rest. Only for the load generator's
-    /// scheduler thread, never inside the async runtime.
-    pub fn wait_precise(&self, t: Time) {
-        const SPIN: u64 = 200_000; // spin the last 200 µs
+    /// Blocks the calling OS thread until `t`. It sleeps until `spin`
+    /// before `t`, then spins: Linux overshoots a sleep by its timer slack
+    /// (50 µs by default) plus the wake-up latency, so `spin` of about 80 µs
+    /// gets within a few microseconds of `t` at the cost of that much CPU
+    /// per wait; `spin` zero costs no CPU and is late by that overshoot.
+    /// Only for the load generator's scheduler thread, never inside the
+    /// async runtime.
+    pub fn wait_precise(&self, t: Time, spin: Nanos) {
         loop {
             let now = self.now();
             if now >= t {
                 return;
             }
             let left = t.0 - now.0;
-            if left > SPIN {
-                std::thread::sleep(Duration::from_nanos(left - SPIN));
+            if left > spin.0 {
+                std::thread::sleep(Duration::from_nanos(left - spin.0));
             } else {
                 std::hint::spin_loop();
             }
