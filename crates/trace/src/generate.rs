@@ -214,7 +214,9 @@ pub fn generate(o: &Options) -> Result<Generated, GenerateError> {
             o.rate
         )));
     }
-    if !(o.service_time_us > 0.0 && o.service_time_us.is_finite()) || !(o.network_us >= 0.0) {
+    let valid_time = o.service_time_us > 0.0 && o.service_time_us.is_finite();
+    let valid_network = o.network_us.is_finite() && o.network_us >= 0.0;
+    if !(valid_time && valid_network) {
         return bad("service time must be positive and network latency not negative");
     }
     if !(o.duration_s > o.warmup_s && o.warmup_s >= 0.0) {
