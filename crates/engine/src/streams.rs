@@ -1,5 +1,6 @@
 //! Deterministic random streams: one per component, derived from the seed.
 
+use meshsim_results::splitmix64 as splitmix;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -27,13 +28,6 @@ pub fn replication_seed(seed: u64, k: u32) -> u64 {
         // scenario.toml of a replication must hold it.
         splitmix(splitmix(seed ^ 0x7265_706c_6963_6100) ^ u64::from(k)) >> 1
     }
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

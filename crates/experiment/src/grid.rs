@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use meshsim_results::splitmix64 as splitmix;
 use meshsim_scenario::{SweepAxis, SweepValue};
 
 /// Most points one sweep may have: beyond this a typo (`step = 0.001`) is
@@ -235,15 +236,6 @@ pub fn seed(base: u64, point: &Point, rep: u32, common: bool) -> u64 {
     // the resolved scenario.toml hold it).
     splitmix(splitmix(base ^ splitmix(label)) ^ u64::from(rep).wrapping_mul(0x9e37_79b9_7f4a_7c15))
         >> 1
-}
-
-/// SplitMix64's finaliser (Steele, Lea and Flood, 2014): a bijection that
-/// scatters nearby inputs.
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

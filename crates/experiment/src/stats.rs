@@ -92,19 +92,24 @@ pub fn t_quantile(df: f64) -> f64 {
     }
 }
 
+/// One value, or values without spread: the interval is the mean itself.
+fn point_estimate(n: usize, mean: f64, sd: f64) -> Option<Estimate> {
+    (n < 2 || sd == 0.0).then_some(Estimate {
+        n,
+        mean,
+        sd,
+        lo: mean,
+        hi: mean,
+        method: Method::None,
+    })
+}
+
 /// Mean with a Student-t interval: right for means, counts and rates,
 /// whose replication averages are close to normal.
 pub fn t_interval(xs: &[f64]) -> Estimate {
     let (mean, sd) = mean_sd(xs);
-    if xs.len() < 2 || sd == 0.0 {
-        return Estimate {
-            n: xs.len(),
-            mean,
-            sd,
-            lo: mean,
-            hi: mean,
-            method: Method::None,
-        };
+    if let Some(point) = point_estimate(xs.len(), mean, sd) {
+        return point;
     }
     let half = t_quantile(xs.len() as f64 - 1.0) * sd / (xs.len() as f64).sqrt();
     Estimate {
@@ -123,15 +128,8 @@ pub fn t_interval(xs: &[f64]) -> Estimate {
 /// beyond the values drawn); use at least 10 for tail metrics.
 pub fn bootstrap_interval(xs: &[f64]) -> Estimate {
     let (mean, sd) = mean_sd(xs);
-    if xs.len() < 2 || sd == 0.0 {
-        return Estimate {
-            n: xs.len(),
-            mean,
-            sd,
-            lo: mean,
-            hi: mean,
-            method: Method::None,
-        };
+    if let Some(point) = point_estimate(xs.len(), mean, sd) {
+        return point;
     }
     let mut rng = sample_rng(&[xs]);
     let xs = sorted(xs);
