@@ -98,7 +98,7 @@ pub fn run(dir: &Path, quick: bool) -> anyhow::Result<ExitCode> {
     }
     crate::generate::write_atomic(&dir.join("scaling-threads.csv"), csv.as_bytes())?;
 
-    let pts = |rs: &[Record], x: fn(&Record) -> f64| -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let pts = |rs: &[Record], x: fn(&Record) -> f64| -> (Curve, Curve) {
         (
             rs.iter().map(|r| (x(r), r.wall_s)).collect(),
             rs.iter()
@@ -196,3 +196,6 @@ fn speedup_chart(path: &Path, threads: &[(usize, f64, f64)]) -> anyhow::Result<(
     )]);
     crate::generate::write_atomic(path, svg.as_bytes())
 }
+
+/// (x, y) points of one curve.
+type Curve = Vec<(f64, f64)>;

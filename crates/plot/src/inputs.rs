@@ -118,7 +118,7 @@ fn faults(path: &Path) -> Vec<Window> {
     f.faults
         .iter()
         .map(|f| Window {
-            kind: toml::Value::try_from(&f.kind)
+            kind: toml::Value::try_from(f.kind)
                 .ok()
                 .and_then(|v| {
                     v.get("kind")
