@@ -181,12 +181,11 @@ for name in meshsim haproxy nginx; do
   printf '| %s | %s | %s | %s | %.0f |\n' "$name" "$p50" "$added" "$per_req" "$rps"
 done
 echo
-echo "| load generator rate | send lag p50 (us) | send lag p99 (us) | achieved rps |"
-echo "|---|---|---|---|"
+echo "| load generator rate | send lag p50 (us) | send lag p99 (us) |"
+echo "|---|---|---|"
 for rate in 1000 10000 50000; do
   d="$(run_load "floor-$rate" "http://$BACKEND/" --rate "$rate" --arrival constant --connections 256)"
   p50="$(field "$d" load:send_lag p50_ms)"
   p99="$(field "$d" load:send_lag p99_ms)"
-  rps="$(field "$d" end_to_end throughput_rps)"
-  awk -v r="$rate" -v a="$p50" -v b="$p99" -v t="$rps" 'BEGIN { printf "| %d | %.1f | %.1f | %.0f |\n", r, a * 1000, b * 1000, t }'
+  awk -v r="$rate" -v a="$p50" -v b="$p99" 'BEGIN { printf "| %d | %.1f | %.1f |\n", r, a * 1000, b * 1000 }'
 done
