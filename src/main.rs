@@ -20,6 +20,7 @@ mod proxy;
 mod run;
 mod schema;
 mod sweep;
+mod traces;
 
 /// Service-mesh simulator and benchmarking harness.
 #[derive(Parser, Debug)]

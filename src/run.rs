@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use meshsim_results::{write_run, Meta, RunFiles};
+use meshsim_results::{write_run_with, Meta, RunFiles};
 
 /// Arguments of `meshsim run`.
 #[derive(clap::Args, Debug)]
@@ -21,6 +21,10 @@ pub struct Args {
     /// Override any scenario field: `--set services.api.instances=4`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Also write the first N requests after the warm-up as OTLP/JSON spans
+    /// (traces.json), for Jaeger or any OpenTelemetry tool.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    traces: usize,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -51,14 +55,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let reps = scenario.run.replications;
     if reps <= 1 {
-        let (out, meta, resolved) = simulate_one(&scenario, true)?;
-        write_run(
+        let (out, meta, resolved) = simulate_traced(&scenario, true, args.traces)?;
+        write_run_with(
             &dir,
             &RunFiles {
                 tables: &out.tables,
                 meta: &meta,
                 scenario: &resolved,
             },
+            &traces_file(&out, &file, args.traces)?,
         )?;
         print_summary(&out.tables)?;
         println!(
@@ -96,14 +101,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let mut sc = scenario.clone();
             sc.run.seed = meshsim_engine::replication_seed(scenario.run.seed, k);
             sc.run.replications = 1;
-            let (out, meta, resolved) = simulate_one(&sc, true)?;
-            write_run(
+            let (out, meta, resolved) = simulate_traced(&sc, true, args.traces)?;
+            write_run_with(
                 &tmp.join(format!("rep-{k:03}")),
                 &RunFiles {
                     tables: &out.tables,
                     meta: &meta,
                     scenario: &resolved,
                 },
+                &traces_file(&out, &file, args.traces)?,
             )?;
             let e = &out.tables.summary[0];
             println!(
@@ -127,6 +133,37 @@ pub(crate) fn simulate_one(
     scenario: &meshsim_scenario::Scenario,
     bar_wanted: bool,
 ) -> anyhow::Result<(meshsim_engine::Output, Meta, String)> {
+    simulate_traced(scenario, bar_wanted, 0)
+}
+
+/// `traces.json` for a run made with `--traces N` (nothing when N is 0).
+fn traces_file(
+    out: &meshsim_engine::Output,
+    source: &str,
+    wanted: usize,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    if wanted == 0 {
+        return Ok(Vec::new());
+    }
+    let (text, written, unfinished) = crate::traces::otlp_json(&out.traces, source);
+    eprintln!(
+        "traces.json: {written} requests as OTLP/JSON spans{}",
+        if unfinished > 0 {
+            format!(" ({unfinished} still in flight at the end left out)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(vec![("traces.json", text.into_bytes())])
+}
+
+/// [`simulate_one`], recording the first `traces` requests after the
+/// warm-up as sampled call trees.
+fn simulate_traced(
+    scenario: &meshsim_scenario::Scenario,
+    bar_wanted: bool,
+    traces: usize,
+) -> anyhow::Result<(meshsim_engine::Output, Meta, String)> {
     // Wall time goes to meta.json only, never into the tables.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
@@ -148,7 +185,7 @@ pub(crate) fn simulate_one(
             b.set_position((done * 1000.0) as u64);
         }
     };
-    let out = meshsim_engine::simulate_with_progress(scenario, &mut progress)?;
+    let out = meshsim_engine::simulate_traced(scenario, traces, &mut progress)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

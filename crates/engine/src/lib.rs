@@ -22,9 +22,11 @@ mod sample;
 mod sim;
 mod slab;
 mod streams;
+mod tracer;
 mod world;
 
-pub use model::{simulate, simulate_with_progress, Accounting, Output};
+pub use model::{simulate, simulate_traced, simulate_with_progress, Accounting, Output};
+pub use tracer::{SampledRequest, TracedCall};
 pub use sample::Sampler;
 pub use streams::{replication_seed, stream};
 

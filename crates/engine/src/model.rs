@@ -18,6 +18,8 @@ pub struct Output {
     /// Calls and attempts still held when the run ended (a run whose
     /// requests all finished must hold none: anything left is a leak).
     pub live: (usize, usize),
+    /// Sampled request traces ([`simulate_traced`]); empty otherwise.
+    pub traces: Vec<crate::SampledRequest>,
 }
 
 /// Every generated (root) request ends up in exactly one bucket.
@@ -46,7 +48,21 @@ pub fn simulate_with_progress(
     sc: &Scenario,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Output, EngineError> {
+    simulate_traced(sc, 0, progress)
+}
+
+/// [`simulate_with_progress`], also recording the call trees of the first
+/// `traces` requests generated after the warm-up ([`Output::traces`]).
+/// Tracing observes the run without changing it: the tables are the same.
+pub fn simulate_traced(
+    sc: &Scenario,
+    traces: usize,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Output, EngineError> {
     let mut sim = Sim::new(sc)?;
+    if traces > 0 {
+        sim.tracer = Some(crate::tracer::Tracer::new(traces));
+    }
     sim.run(progress);
     sim.settle_busy();
     let measured_s = (sim.end - sim.warmup).as_secs_f64();
@@ -115,5 +131,6 @@ pub fn simulate_with_progress(
         events: sim.events,
         accounting: sim.acct,
         live: sim.live(),
+        traces: sim.tracer.take().map(|t| t.traces).unwrap_or_default(),
     })
 }

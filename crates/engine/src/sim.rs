@@ -182,6 +182,8 @@ pub(crate) struct Sim<'a> {
     pub events: u64,
     /// Zone pairs currently partitioned.
     partitions: Vec<(u16, u16)>,
+    /// Sampled request traces, when asked for.
+    pub tracer: Option<crate::tracer::Tracer>,
 }
 
 impl<'a> Sim<'a> {
@@ -248,6 +250,7 @@ impl<'a> Sim<'a> {
             acct: Accounting::default(),
             events: 0,
             partitions: Vec::new(),
+            tracer: None,
             w,
         };
         match sc.workload.kind {
@@ -431,6 +434,10 @@ impl<'a> Sim<'a> {
                 None,
             )
         });
+        let traced_parent = match &parent {
+            Parent::Root { .. } => None,
+            Parent::Work(w) => Some(*w),
+        };
         let call = self.calls.insert(Call {
             last_outcome: None,
             endpoint,
@@ -454,8 +461,30 @@ impl<'a> Sim<'a> {
                 self.q.push(d, Event::RouteTimers { sidecar });
             }
         }
+        if self.tracer.is_some() {
+            self.trace_call(call, traced_parent, sidecar, endpoint);
+        }
         self.send_attempt(call, false);
         self.arm_hedge(call);
+    }
+
+    fn trace_call(&mut self, call: Ref, parent: Option<Ref>, sidecar: u32, endpoint: u16) {
+        let callee = &self.w.services[self.w.sidecars[sidecar as usize].callee as usize];
+        let group = parent
+            .and_then(|w| self.works.get(w))
+            .map_or(0, |w| w.step as u32);
+        if let Some(t) = self.tracer.as_mut() {
+            t.on_call(
+                call,
+                parent,
+                self.generated - 1,
+                self.now >= self.warmup,
+                group,
+                &callee.name,
+                &callee.endpoints[endpoint as usize].name,
+                self.now.0,
+            );
+        }
     }
 
     /// Sends the call's next attempt; `false` if the sidecar refused it.
@@ -530,6 +559,9 @@ impl<'a> Sim<'a> {
         });
         if let Some(c) = self.calls.get_mut(call) {
             c.attempts.push(att);
+        }
+        if let Some(t) = self.tracer.as_mut() {
+            t.on_attempt(call, att, number);
         }
         let sc_idx = self.calls.get(call).map_or(0, |c| c.sidecar) as usize;
         if let Some((h, _)) = self.w.sidecars[sc_idx].health.get_mut(id.0 as usize) {
@@ -743,6 +775,9 @@ impl<'a> Sim<'a> {
             return;
         }
         c.done = true;
+        if let Some(t) = self.tracer.as_mut() {
+            t.on_finish(call, now.0, !outcome.is_success());
+        }
         let attempts = std::mem::take(&mut c.attempts);
         let sidecar = c.sidecar;
         let s = &mut self.w.sidecars[sidecar as usize];
@@ -869,6 +904,9 @@ impl<'a> Sim<'a> {
             failed: false,
             started: None,
         });
+        if let Some(t) = self.tracer.as_mut() {
+            t.on_work(att, work, self.w.instances[inst as usize].local, self.now.0);
+        }
         let i = &mut self.inst[inst as usize];
 
         if i.busy < concurrency {
@@ -984,6 +1022,9 @@ impl<'a> Sim<'a> {
         let Some(wk) = self.works.remove(work) else {
             return;
         };
+        if let Some(t) = self.tracer.as_mut() {
+            t.on_respond(work, now.0);
+        }
         let gi = wk.inst as usize;
         let measured = now >= self.warmup;
         let zone = self.w.instances[gi].zone;

@@ -3,7 +3,7 @@
 //! work) finds nothing instead of its successor.
 
 /// A reference into a [`Slab`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ref {
     idx: u32,
     gen: u32,

@@ -20,7 +20,7 @@ mod latency;
 mod write;
 
 pub use latency::Latency;
-pub use write::{write_run, RunFiles, WriteError};
+pub use write::{write_run, write_run_with, RunFiles, WriteError};
 
 /// One row of `summary.csv` (and, with `window_start_s`, of `timeseries.csv`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

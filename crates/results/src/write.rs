@@ -68,6 +68,16 @@ fn write_csv<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), WriteEr
 /// temporary sibling first and is renamed into place at the end, so `dir`
 /// either appears complete or not at all.
 pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> Result<(), WriteError> {
+    write_run_with::<&[u8]>(dir, files, &[])
+}
+
+/// [`write_run`], with more files (name, contents) in the same directory,
+/// written before the rename like the rest.
+pub fn write_run_with<B: AsRef<[u8]>>(
+    dir: &Path,
+    files: &RunFiles<'_>,
+    extra: &[(&str, B)],
+) -> Result<(), WriteError> {
     if dir.exists() {
         return Err(WriteError::Exists(dir.to_owned()));
     }
@@ -100,6 +110,10 @@ pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> Result<(), WriteError> {
             .map_err(io("writing", &p))?;
         let p = tmp.join("scenario.toml");
         fs::write(&p, files.scenario).map_err(io("writing", &p))?;
+        for (name, bytes) in extra {
+            let p = tmp.join(name);
+            fs::write(&p, bytes.as_ref()).map_err(io("writing", &p))?;
+        }
         fs::rename(&tmp, dir).map_err(io("renaming into", dir))
     })();
     if result.is_err() {
