@@ -61,10 +61,10 @@ mod tests {
         assert_eq!(s["$schema"], "http://json-schema.org/draft-07/schema#");
         jsonschema::meta::validate(&s).unwrap();
         let props = s["properties"].as_object().unwrap();
-        for key in ["run", "workload", "services", "mesh", "network", "faults"] {
+        for key in ["run", "workload", "services", "mesh", "network", "faults", "sweep"] {
             assert!(props.contains_key(key), "no top-level {key}");
         }
-        assert_eq!(props.len(), 6, "{:?}", props.keys().collect::<Vec<_>>());
+        assert_eq!(props.len(), 7, "{:?}", props.keys().collect::<Vec<_>>());
         assert_eq!(s["required"], json!(["run", "workload", "services"]));
         assert_eq!(s["additionalProperties"], false);
         // Descriptions come from the types' documentation.
