@@ -12,7 +12,9 @@ mod compare;
 mod fit;
 mod gate;
 mod generate;
+mod gap;
 mod import;
+mod live;
 mod load;
 mod plan;
 mod plot;
@@ -48,6 +50,10 @@ enum Command {
     Generate(generate::Args),
     /// Import an isotope topology as a scenario, or a trace as a replay record.
     Import(import::Args),
+    /// Live: run a scenario with real processes on loopback (meshsim, HAProxy or nginx sidecars).
+    Live(live::Args),
+    /// The sim-to-real gap: a scenario simulated and run live, per metric side by side.
+    Gap(gap::Args),
     /// Fit per-endpoint service-time distributions to a trace; emit a scenario.
     Fit(fit::Args),
     /// Simulate a scenario and write its result tables.
@@ -79,6 +85,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::Live(args) => live::run(&args),
+        Command::Gap(args) => gap::run(&args),
         Command::Fit(args) => fit::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Compare(args) => compare::run(&args),

@@ -22,6 +22,7 @@ pub mod clock;
 pub mod discovery;
 pub mod http;
 pub mod load;
+pub mod orchestrate;
 pub mod proxy;
 pub mod sample;
 pub mod serve;

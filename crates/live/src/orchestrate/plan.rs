@@ -1,0 +1,475 @@
+//! From a scenario to the processes that run it live: a pure translation
+//! (no I/O) that refuses, by name, what live mode cannot do yet.
+//!
+//! The topology: one `meshsim backend` per instance; one sidecar per
+//! instance of every service that makes calls (its clusters are the called
+//! services; the backend sends its calls through it); one client sidecar in
+//! front of the entry service, which the load generator drives. A sidecar
+//! forwards straight to the callee's backends: the caller's sidecar is
+//! where every mesh decision is made (balancing, retries, breaking,
+//! ejection), so one proxy per hop carries all of the scenario's policy.
+//! The simulator's `sidecar.latency` and `network.latency` are models of
+//! what this real path costs (see `meshsim calibrate`); a live run pays the
+//! real cost instead and says so in its notes.
+
+use meshsim_core::retry::hedge::HedgeConfig;
+use meshsim_core::Nanos;
+use meshsim_scenario::{
+    Arrivals, FaultKind, Policy, QueueDiscipline, Scenario, WorkloadKind, CLIENT,
+};
+
+use crate::backend::{BackendConfig, Work};
+use crate::load::{ArrivalKind, LoadConfig, Phase};
+
+/// Which program the sidecars are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyKind {
+    /// `meshsim proxy`: the core's algorithms.
+    #[default]
+    Meshsim,
+    /// HAProxy, configured from the scenario (Debian package `haproxy`).
+    Haproxy,
+    /// nginx, configured from the scenario (Debian package `nginx`).
+    Nginx,
+}
+
+impl ProxyKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyKind::Meshsim => "meshsim",
+            ProxyKind::Haproxy => "haproxy",
+            ProxyKind::Nginx => "nginx",
+        }
+    }
+}
+
+impl std::str::FromStr for ProxyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "meshsim" => Ok(ProxyKind::Meshsim),
+            "haproxy" => Ok(ProxyKind::Haproxy),
+            "nginx" => Ok(ProxyKind::Nginx),
+            _ => Err(format!(
+                "unknown proxy {s:?}: expected meshsim, haproxy or nginx"
+            )),
+        }
+    }
+}
+
+/// One backend process.
+#[derive(Clone, Debug)]
+pub struct BackendNode {
+    /// Service name.
+    pub service: String,
+    /// Instance index.
+    pub instance: u32,
+    /// Zone name (for `instances.csv`).
+    pub zone: String,
+    /// Its configuration (`sidecar` is filled in when started).
+    pub config: BackendConfig,
+    /// The scenario's per-instance slow-down factor (1 = none).
+    pub slowdown: f64,
+    /// Index into [`LivePlan::sidecars`] of its own sidecar, if it calls.
+    pub sidecar: Option<usize>,
+}
+
+/// One sidecar process.
+#[derive(Clone, Debug)]
+pub struct SidecarNode {
+    /// `client`, or `service/instance`.
+    pub name: String,
+    /// The services it reaches, each with the mesh policy of that edge.
+    pub clusters: Vec<(String, Policy)>,
+    /// Seed of its random draws.
+    pub seed: u64,
+}
+
+/// A fault as live mode applies it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveFault {
+    /// What.
+    pub kind: FaultKind,
+    /// When, since the load started.
+    pub at: Nanos,
+    /// Until when (`None`: to the end).
+    pub until: Option<Nanos>,
+    /// Indices into [`LivePlan::backends`] it hits.
+    pub targets: Vec<usize>,
+    /// `slowdown` factor or `error_burst` rate.
+    pub value: f64,
+}
+
+/// Everything a live run starts, in start order.
+#[derive(Clone, Debug)]
+pub struct LivePlan {
+    /// Backends; a service's come after every service it calls.
+    pub backends: Vec<BackendNode>,
+    /// Per-instance sidecars of calling services.
+    pub sidecars: Vec<SidecarNode>,
+    /// Services in start order (callees first).
+    pub order: Vec<String>,
+    /// The client sidecar (one cluster: the entry service).
+    pub client: SidecarNode,
+    /// The load (its `url` is filled in when the client sidecar is up).
+    pub load: LoadConfig,
+    /// Faults, by start time.
+    pub faults: Vec<LiveFault>,
+    /// Things the live run does differently from the simulator, for the user.
+    pub notes: Vec<String>,
+}
+
+/// What live mode cannot run: each message says what and where.
+#[derive(Debug, thiserror::Error)]
+#[error("live mode cannot run this scenario:\n  - {}", .0.join("\n  - "))]
+pub struct Unsupported(pub Vec<String>);
+
+fn refuse(no: &mut Vec<String>, what: &str) {
+    no.push(format!("live mode does not support {what} yet"));
+}
+
+fn derive_seed(seed: u64, what: u64, index: u64) -> u64 {
+    meshsim_results::splitmix64(seed ^ meshsim_results::splitmix64(what << 32 | index))
+}
+
+/// Builds the plan, or lists every feature of `sc` live mode does not support.
+pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
+    let mut no: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    // --- run and workload ---
+    if sc.run.requests.is_some() {
+        refuse(
+            &mut no,
+            "run.requests (a request count limit); use run.duration",
+        );
+    }
+    if sc.run.replications > 1 {
+        refuse(&mut no, "run.replications > 1; run it once per seed");
+    }
+    if sc.run.duration <= sc.run.warmup {
+        refuse(&mut no, "run.duration not longer than run.warmup");
+    }
+    let w = &sc.workload;
+    if w.clients != 1 {
+        refuse(&mut no, "workload.clients other than 1");
+    }
+    if w.ingress.is_some() {
+        refuse(&mut no, "workload.ingress");
+    }
+    if w.diurnal.is_some() {
+        refuse(&mut no, "workload.diurnal");
+    }
+    if w.arrival_trace.is_some() {
+        refuse(&mut no, "workload.arrival_trace");
+    }
+    if w.phases.iter().any(|p| p.ramp_to.is_some()) {
+        refuse(&mut no, "workload.phases with ramp_to");
+    }
+    if w.think_time.is_some() {
+        refuse(
+            &mut no,
+            "workload.think_time (closed-loop users send again at once)",
+        );
+    }
+    // --- network ---
+    let n = &sc.network;
+    if n.cross_zone.is_some() || !n.pairs.is_empty() {
+        refuse(
+            &mut no,
+            "network.cross_zone or network.pairs (loopback has one latency)",
+        );
+    }
+    if n.loss > 0.0 {
+        refuse(&mut no, "network.loss");
+    }
+    if n.bandwidth_mbps.is_some() {
+        refuse(&mut no, "network.bandwidth_mbps");
+    }
+    if n.latency.is_some() {
+        notes.push(
+            "network.latency is the simulator's model of the real network; a live run pays loopback's real latency instead".into(),
+        );
+    }
+    // --- services ---
+    for s in &sc.services {
+        let at = |f: &str| format!("services.{}.{f}", s.name);
+        if s.queue_discipline == QueueDiscipline::Lifo {
+            refuse(&mut no, &at("queue_discipline = \"lifo\""));
+        }
+        if s.error_every.is_some() {
+            refuse(&mut no, &at("error_every"));
+        }
+        if !s.endpoints.is_empty() {
+            refuse(&mut no, &at("endpoints (named endpoints)"));
+        }
+        for (i, step) in s.calls.iter().enumerate() {
+            if step.sleep.is_some() {
+                refuse(&mut no, &at(&format!("calls[{i}].sleep")));
+            }
+            if step.endpoint.is_some() || step.parallel.iter().any(|c| c.endpoint.is_some()) {
+                refuse(&mut no, &at(&format!("calls[{i}].endpoint")));
+            }
+            if step.calls().iter().any(|c| c.service == s.name) {
+                refuse(
+                    &mut no,
+                    &at(&format!("calls[{i}] (a service calling itself)")),
+                );
+            }
+        }
+        if s.calls.len() > 1 && !s.abort_on_error {
+            refuse(&mut no, &at(
+                "calls: running the remaining steps after a failed call (set abort_on_error = true)",
+            ));
+        }
+    }
+    // --- mesh ---
+    let mut edges: Vec<(String, String)> = vec![(CLIENT.to_owned(), w.entry.clone())];
+    for s in &sc.services {
+        for c in s.all_calls() {
+            if !edges.contains(&(s.name.clone(), c.service.clone())) {
+                edges.push((s.name.clone(), c.service.clone()));
+            }
+        }
+    }
+    let mut sidecar_note = false;
+    for (from, to) in &edges {
+        let p = sc.mesh.policy(from, to);
+        let at = |f: &str| format!("mesh policy {f} on calls from {from} to {to}");
+        if p.discovery.is_some() {
+            refuse(&mut no, &at("discovery"));
+        }
+        if p.hedge != HedgeConfig::default() {
+            refuse(&mut no, &at("hedge"));
+        }
+        if p.sidecar != meshsim_scenario::Sidecar::default() {
+            sidecar_note = true;
+        }
+        if proxy != ProxyKind::Meshsim {
+            for problem in super::thirdparty::unmappable(proxy, &p) {
+                no.push(format!(
+                    "--proxy {} cannot express {} (calls from {from} to {to})",
+                    proxy.name(),
+                    problem
+                ));
+            }
+        }
+    }
+    if sidecar_note {
+        notes.push(
+            "mesh sidecar latency/cpu are the simulator's model of the proxy's cost; a live run pays the real proxy's cost instead".into(),
+        );
+    }
+    if proxy != ProxyKind::Meshsim {
+        for s in &sc.services {
+            let mut callees: Vec<String> = s.all_calls().into_iter().map(|c| c.service).collect();
+            callees.sort();
+            callees.dedup();
+            if callees.len() > 1 {
+                no.push(format!(
+                    "--proxy {} supports one called service per caller yet; services.{} calls {}",
+                    proxy.name(),
+                    s.name,
+                    callees.join(", ")
+                ));
+            }
+        }
+    }
+    // --- faults ---
+    let mut faults = Vec::new();
+    let end = sc.run.duration;
+    for (k, f) in sc.faults.iter().enumerate() {
+        let at = format!("faults[{k}] (kind {:?})", f.kind);
+        let value = match f.kind {
+            FaultKind::Crash => 0.0,
+            FaultKind::Slowdown => f.factor.unwrap_or(1.0),
+            FaultKind::ErrorBurst => f.error_rate.unwrap_or(0.0),
+            _ => {
+                no.push(format!(
+                    "live mode does not support {at} yet: it applies crash, slowdown and error_burst"
+                ));
+                continue;
+            }
+        };
+        let Some(service) = f.service.as_deref() else {
+            no.push(format!("{at}: needs a service"));
+            continue;
+        };
+        let Some((_, svc)) = sc.service(service) else {
+            no.push(format!("{at}: unknown service {service:?}"));
+            continue;
+        };
+        let targets: Vec<u32> = match f.instance {
+            Some(i) => vec![i],
+            None => (0..svc.instances).collect(),
+        };
+        faults.push((
+            service.to_owned(),
+            targets,
+            LiveFault {
+                kind: f.kind,
+                at: f.at,
+                until: f.duration.map(|d| f.at + d).filter(|u| *u < end),
+                targets: Vec::new(),
+                value,
+            },
+        ));
+    }
+    if !no.is_empty() {
+        return Err(Unsupported(no));
+    }
+
+    // --- start order: callees before callers (the graph is acyclic) ---
+    let mut order: Vec<String> = Vec::new();
+    let names: Vec<&str> = sc.services.iter().map(|s| s.name.as_str()).collect();
+    while order.len() < names.len() {
+        let before = order.len();
+        for s in &sc.services {
+            if order.contains(&s.name) {
+                continue;
+            }
+            if s.all_calls().iter().all(|c| order.contains(&c.service)) {
+                order.push(s.name.clone());
+            }
+        }
+        if order.len() == before {
+            return Err(Unsupported(vec![
+                "the call graph has a cycle (see `meshsim run` for which)".into(),
+            ]));
+        }
+    }
+
+    let seed = sc.run.seed;
+    let mut backends = Vec::new();
+    let mut sidecars = Vec::new();
+    for name in &order {
+        let Some((si, s)) = sc.service(name) else {
+            continue;
+        };
+        let mut callees: Vec<String> = s.all_calls().into_iter().map(|c| c.service).collect();
+        callees.sort();
+        callees.dedup();
+        for i in 0..s.instances {
+            let sidecar = if callees.is_empty() {
+                None
+            } else {
+                sidecars.push(SidecarNode {
+                    name: format!("{name}/{i}"),
+                    clusters: callees
+                        .iter()
+                        .map(|c| (c.clone(), sc.mesh.policy(name, c)))
+                        .collect(),
+                    seed: derive_seed(seed, 2, (si as u64) << 16 | u64::from(i)),
+                });
+                Some(sidecars.len() - 1)
+            };
+            let slowdown = s
+                .overrides
+                .iter()
+                .filter(|o| o.instance == i)
+                .map(|o| o.slowdown)
+                .product();
+            backends.push(BackendNode {
+                service: name.clone(),
+                instance: i,
+                zone: s.zone_of(i).to_owned(),
+                config: BackendConfig {
+                    service: name.clone(),
+                    instance: i,
+                    service_time: s.service_time.clone(),
+                    work: Work::Sleep,
+                    concurrency: s.concurrency,
+                    queue_capacity: s.queue_capacity.unwrap_or(u32::MAX),
+                    error_rate: s.error_rate,
+                    response_bytes: s.response_bytes,
+                    calls: s.calls.clone(),
+                    seed: derive_seed(seed, 1, (si as u64) << 16 | u64::from(i)),
+                    ..BackendConfig::default()
+                },
+                slowdown,
+                sidecar,
+            });
+        }
+    }
+    let faults = faults
+        .into_iter()
+        .map(|(service, idx, mut f)| {
+            f.targets = backends
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.service == service && idx.contains(&b.instance))
+                .map(|(k, _)| k)
+                .collect();
+            f
+        })
+        .collect::<Vec<_>>();
+    let mut faults = faults;
+    faults.sort_by_key(|f| f.at);
+
+    let client = SidecarNode {
+        name: CLIENT.to_owned(),
+        clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
+        seed: derive_seed(seed, 3, 0),
+    };
+    let measured = sc.run.duration - sc.run.warmup;
+    let load = match w.kind {
+        WorkloadKind::Open => {
+            let base = w.rate.unwrap_or(0.0);
+            let mut phases: Vec<Phase> = w
+                .phases
+                .iter()
+                .map(|p| Phase {
+                    duration: p.duration,
+                    rate: p.rate,
+                })
+                .collect();
+            if !phases.is_empty() {
+                // The scenario returns to the base rate after its phases.
+                phases.push(Phase {
+                    duration: sc.run.duration,
+                    rate: base,
+                });
+            }
+            // Connections bound the requests in flight: enough for the
+            // rate times a generous latency, within the FD budget.
+            let peak = phases.iter().map(|p| p.rate).fold(base, f64::max);
+            let connections = ((peak * 0.1).ceil() as u32).clamp(64, 512);
+            LoadConfig {
+                arrival: match w.arrivals {
+                    Arrivals::Poisson => ArrivalKind::Poisson,
+                    Arrivals::Constant => ArrivalKind::Constant,
+                },
+                rate: base,
+                phases,
+                connections,
+                ..LoadConfig::default()
+            }
+        }
+        WorkloadKind::Closed => LoadConfig {
+            arrival: ArrivalKind::Closed,
+            connections: w.users.unwrap_or(1),
+            ..LoadConfig::default()
+        },
+    };
+    let load = LoadConfig {
+        url: String::new(),
+        host: Some(w.entry.clone()),
+        duration: measured,
+        warmup: sc.run.warmup,
+        timeout: Nanos::from_secs(30),
+        window: sc.run.window,
+        seed,
+        ..load
+    };
+    Ok(LivePlan {
+        backends,
+        sidecars,
+        order,
+        client,
+        load,
+        faults,
+        notes,
+    })
+}

@@ -1,0 +1,132 @@
+//! `meshsim live SCENARIO`: the scenario with real processes on loopback
+//! (see `meshsim_live::orchestrate`), written as the same result tables.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use meshsim_live::orchestrate::{LiveOptions, LiveReport, ProxyKind};
+
+/// Arguments of `meshsim live`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The scenario file (TOML).
+    scenario: PathBuf,
+    /// Which proxy the sidecars are: meshsim, haproxy or nginx.
+    #[arg(long, default_value = "meshsim")]
+    proxy: ProxyKind,
+    /// Output directory (must not exist). Default: a fresh directory under results/runs/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override any scenario field: `--set workload.rate=500`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+/// Reads and validates a scenario with `--set` overrides and a seed.
+pub(crate) fn load_scenario(
+    path: &Path,
+    sets: &[String],
+    seed: Option<u64>,
+) -> anyhow::Result<meshsim_scenario::Scenario> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
+    let mut sets = crate::sweep::parse_sets(sets)?;
+    if let Some(s) = seed {
+        sets.push(("run.seed".into(), s.to_string()));
+    }
+    let base = path.parent().unwrap_or(Path::new(""));
+    Ok(meshsim_scenario::load_in(&text, &file, &sets, base)?)
+}
+
+/// Runs `sc` live with sidecars of `proxy`; children are this executable.
+pub(crate) fn run_live(
+    sc: &meshsim_scenario::Scenario,
+    proxy: ProxyKind,
+) -> anyhow::Result<LiveReport> {
+    let exe = std::env::current_exe().context("finding the meshsim executable")?;
+    let opts = LiveOptions::new(exe, proxy);
+    // One runtime thread: the load generator's scheduler has its own, and
+    // the children need the other core.
+    let rt = meshsim_live::runtime(1).context("starting the async runtime")?;
+    let mut report = rt.block_on(meshsim_live::orchestrate::run(sc, &opts))?;
+    report.meta.git_revision = option_env!("MESHSIM_GIT_REVISION")
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    Ok(report)
+}
+
+/// Prints the summary, instances, notes and any host-bottleneck mark.
+pub(crate) fn print_report(r: &LiveReport) {
+    println!(
+        "{:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "scope", "count", "errors", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms"
+    );
+    for s in &r.tables.summary {
+        println!(
+            "{:<18} {:>9} {:>7} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            s.scope, s.count, s.errors, s.throughput_rps, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+        );
+    }
+    for i in &r.tables.instances {
+        println!(
+            "instance {}/{}: {} requests ({:.1}%), {} errors, utilisation {:.2}",
+            i.service,
+            i.instance,
+            i.requests,
+            i.share * 100.0,
+            i.errors,
+            i.utilization
+        );
+    }
+    let [p50, p90, p99, max] = r.live.send_lag_us;
+    println!("send lag: p50 {p50:.1}us p90 {p90:.1}us p99 {p99:.1}us max {max:.1}us");
+    for (k, n) in &r.live.errors {
+        println!("error {k}: {n}");
+    }
+    for n in &r.live.notes {
+        eprintln!("note: {n}");
+    }
+    if let Some(h) = &r.live.host_bound {
+        eprintln!("warning: host-bound run: {h}");
+    }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let sc = load_scenario(&args.scenario, &args.sets, args.seed)?;
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => fresh_dir(&args.scenario, args.proxy, sc.run.seed),
+    };
+    if dir.exists() {
+        anyhow::bail!(
+            "{} already exists; choose another --out or remove it",
+            dir.display()
+        );
+    }
+    let report = run_live(&sc, args.proxy)?;
+    print_report(&report);
+    report.write(&dir)?;
+    println!("tables in {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `results/runs/<stem>-live-<proxy>-s<seed>[-k]`, the first that does not exist.
+fn fresh_dir(scenario: &Path, proxy: ProxyKind, seed: u64) -> PathBuf {
+    let stem = scenario
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let base = Path::new("results/runs");
+    let name = format!("{stem}-live-{}-s{seed}", proxy.name());
+    let first = base.join(&name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|k| base.join(format!("{name}-{k}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
