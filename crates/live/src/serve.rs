@@ -1,4 +1,5 @@
-//! The accept loop every live server shares: HTTP/1.1 with keep-alive,
+//! The accept loop every live server shares: HTTP/1.1 with keep-alive (or
+//! HTTP/2 with prior knowledge),
 //! bounded header size and header read time, a cap on open connections,
 //! and graceful drain on shutdown.
 
@@ -45,7 +46,25 @@ impl Default for ServerLimits {
     }
 }
 
+/// The first bytes of an HTTP/2 connection (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peeks until `buf` is full, the peer closes, or the bytes already seen
+/// cannot be the HTTP/2 preface; returns how many bytes were seen.
+async fn peek_full(stream: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        let n = stream.peek(buf).await?;
+        if n == 0 || n == buf.len() || buf[..n] != H2_PREFACE[..n] {
+            return Ok(n);
+        }
+        // A prefix of the preface: wait a little for more (readiness stays
+        // set while unread data is buffered, so poll gently).
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Serves `handler` on `listener` until `shutdown` fires, then drains.
+/// Clients may speak HTTP/1.1 or HTTP/2 with prior knowledge (h2c).
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     shutdown: Shutdown,
@@ -63,6 +82,9 @@ pub async fn serve<F, Fut>(
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .max_header_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
+    let mut h2 = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.max(8192) as u32);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -82,10 +104,25 @@ pub async fn serve<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let h = handler.clone();
-        let conn = builder.serve_connection(TokioIo::new(stream), service_fn(h));
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let (h1, h2) = (builder.clone(), h2.clone());
+        let wait = Duration::from_millis(limits.header_read_timeout_ms);
         tokio::spawn(async move {
-            let _ = conn.await;
+            // HTTP/2 with prior knowledge (h2c) starts with its preface;
+            // anything else is served as HTTP/1.1. A client that sends
+            // nothing within the header timeout is dropped.
+            let mut head = [0u8; H2_PREFACE.len()];
+            let is_h2 = match tokio::time::timeout(wait, peek_full(&stream, &mut head)).await {
+                Ok(Ok(n)) => n == H2_PREFACE.len() && head == *H2_PREFACE,
+                Ok(Err(_)) | Err(_) => return,
+            };
+            if is_h2 {
+                let conn = h2.serve_connection(TokioIo::new(stream), service_fn(h));
+                let _ = watcher.watch(conn).await;
+            } else {
+                let conn = h1.serve_connection(TokioIo::new(stream), service_fn(h));
+                let _ = watcher.watch(conn).await;
+            }
             drop(slot);
         });
     }

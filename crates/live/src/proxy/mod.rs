@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::header::HOST;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::breaker::thresholds::Resource;
 use meshsim_core::fault::RequestMeta;
@@ -430,7 +430,7 @@ async fn forward(
             }
         };
         let deadline = state.attempt_deadline(now);
-        let attempt = send(sh, &base, &path, parts, body.clone(), deadline).await;
+        let attempt = send(sh, &sh.client, &base, &path, parts, body.clone(), deadline).await;
         let end = sh.clock.now();
         let outcome = match &attempt {
             Attempt::Response(p, _) => Outcome::Status(p.status.as_u16()),
@@ -559,6 +559,7 @@ fn local_answer(o: Outcome) -> Response<Body> {
 /// Sends one attempt and buffers its response, all before `deadline`.
 async fn send(
     sh: &Shared,
+    client: &HttpClient,
     base: &str,
     path: &str,
     parts: &hyper::http::request::Parts,
@@ -572,17 +573,13 @@ async fn send(
         for (k, v) in &parts.headers {
             h.append(k.clone(), v.clone());
         }
-        h.insert(
-            HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
-        );
     }
     let Ok(req) = b.body(Full::new(body)) else {
         return Attempt::Failed(Outcome::LocalReject);
     };
     let limit = sh.config.max_body_bytes;
     let fut = async {
-        match sh.client.request(req).await {
+        match client.request(req).await {
             Ok(resp) => {
                 let (p, body) = resp.into_parts();
                 match Limited::new(body, limit).collect().await {
