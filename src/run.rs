@@ -66,6 +66,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &traces_file(&out, &file, args.traces)?,
         )?;
         print_summary(&out.tables)?;
+        let a = &out.accounting;
+        if a.tls_full + a.tls_resumed > 0 {
+            println!(
+                "mTLS handshakes: {} full, {} resumed",
+                a.tls_full, a.tls_resumed
+            );
+        }
         println!(
             "{} events in {:.2}s wall; tables in {}",
             out.events,

@@ -22,13 +22,14 @@ mod sample;
 mod sim;
 mod slab;
 mod streams;
+mod tls;
 mod tracer;
 mod world;
 
 pub use model::{simulate, simulate_traced, simulate_with_progress, Accounting, Output};
-pub use tracer::{SampledRequest, TracedCall};
 pub use sample::Sampler;
 pub use streams::{replication_seed, stream};
+pub use tracer::{SampledRequest, TracedCall};
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]

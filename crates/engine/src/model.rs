@@ -35,6 +35,10 @@ pub struct Accounting {
     pub rejected: u64,
     /// Still in flight when the run ended.
     pub in_flight: u64,
+    /// Full mutual-TLS handshakes (new connections, rotations).
+    pub tls_full: u64,
+    /// Resumed mutual-TLS handshakes.
+    pub tls_resumed: u64,
 }
 
 /// Runs `sc` (validated) with its seed.

@@ -577,7 +577,10 @@ impl<'a> Sim<'a> {
         if self.partitioned(zone, to_zone) || self.inst[inst as usize].isolated {
             return true; // black-holed: the attempt ends at its timeout
         }
-        let one_way = self.one_way(zone, to_zone, latency) + cpu;
+        let mut one_way = self.one_way(zone, to_zone, latency) + cpu;
+        if self.w.sidecars[sc_idx].tls.is_some() {
+            one_way = one_way + self.tls_delay(sc_idx, id.0, zone, to_zone, latency);
+        }
         if self.sc.network.loss > 0.0 && chance(&mut self.net_rng, self.sc.network.loss) {
             let back = self.one_way(to_zone, zone, latency);
             self.q.push(
@@ -1203,6 +1206,48 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// What mutual TLS adds before a request leaves `sidecar` for its
+    /// upstream's instance `host`: a handshake (its round trips over this
+    /// path and its CPU on both sides) when the connection must open, the
+    /// rest of one under way, and the record layer's CPU on the four
+    /// crossings of a request and its response.
+    fn tls_delay(
+        &mut self,
+        sidecar: usize,
+        host: u32,
+        zone: u16,
+        to_zone: u16,
+        latency: Nanos,
+    ) -> Nanos {
+        let now = self.now;
+        let s = &mut self.w.sidecars[sidecar];
+        let Some(tls) = s.tls.as_mut() else {
+            return Nanos::ZERO;
+        };
+        let record = Nanos(4 * tls.cfg.per_request_cpu.as_nanos());
+        match tls.on_send(host as usize, now, &mut s.rng) {
+            crate::tls::Need::Ready => record,
+            crate::tls::Need::WaitUntil(t) => t.saturating_since(now) + record,
+            crate::tls::Need::Handshake { full, rtts, cpu } => {
+                if full {
+                    self.acct.tls_full += 1;
+                } else {
+                    self.acct.tls_resumed += 1;
+                }
+                let mut hs = Nanos(2 * cpu.as_nanos());
+                for _ in 0..rtts {
+                    hs = hs
+                        + self.one_way(zone, to_zone, latency)
+                        + self.one_way(to_zone, zone, latency);
+                }
+                if let Some(t) = self.w.sidecars[sidecar].tls.as_mut() {
+                    t.ready_at(host as usize, now + hs);
+                }
+                hs + record
+            }
+        }
+    }
+
     /// The instance dies: every request on it is reset; it refuses new ones.
     fn crash(&mut self, g: u32) {
         let now = self.now;
@@ -1212,6 +1257,18 @@ impl<'a> Sim<'a> {
             return;
         }
         i.up = false;
+        // Its connections (and session cache) die with it.
+        let (svc, local) = (
+            self.w.instances[g as usize].svc,
+            self.w.instances[g as usize].local,
+        );
+        for s in &mut self.w.sidecars {
+            if s.callee == svc {
+                if let Some(t) = s.tls.as_mut() {
+                    t.reset(local as usize);
+                }
+            }
+        }
         i.queue.clear();
         self.register(g, false);
         // A crash is rare: find the instance's work by scanning the slab.

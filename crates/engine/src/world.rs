@@ -99,6 +99,8 @@ pub(crate) struct Sidecar {
     pub route_armed: bool,
     /// Hedging, when the policy asks for it.
     pub hedger: Option<meshsim_core::retry::hedge::Hedger>,
+    /// Mutual TLS connections to the upstream's instances, when on.
+    pub tls: Option<crate::tls::TlsConns>,
 }
 
 /// Everything that does not change while the simulation runs, plus the
@@ -461,6 +463,10 @@ impl World {
                 meshsim_core::retry::hedge::HedgeMode::Off => None,
                 _ => Some(policy.hedge.try_new()?),
             },
+            tls: policy
+                .tls
+                .filter(|t| t.enabled)
+                .map(|t| crate::tls::TlsConns::new(t, ids.len())),
         });
         Ok(idx)
     }

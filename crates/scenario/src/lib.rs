@@ -35,7 +35,7 @@ pub use dist::{parse_empirical, Dist, MixturePart};
 pub use error::{Problem, ScenarioError};
 pub use faults::{Fault, FaultKind};
 pub use graph::{Call, EndpointSpec, Step};
-pub use mesh::{EdgePolicy, Mesh, Policy, Sidecar, CLIENT};
+pub use mesh::{EdgePolicy, Mesh, Policy, Sidecar, Tls, CLIENT};
 pub use network::{Network, ZonePair};
 
 use std::path::Path;

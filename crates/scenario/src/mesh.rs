@@ -62,6 +62,64 @@ pub struct Policy {
     /// The sidecar's own cost.
     #[serde(default)]
     pub sidecar: Sidecar,
+    /// Mutual TLS between the caller's and the callee's sidecars (off
+    /// unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// Mutual TLS on an edge: one multiplexed connection per (caller sidecar,
+/// callee instance), as Envoy-to-Envoy HTTP/2 in a mesh, which costs a
+/// handshake when it opens. Defaults follow TLS 1.3 (one round trip for a
+/// full or a resumed handshake) and Envoy (upstream connections close after
+/// an hour idle); the CPU figures are a P-256 ECDSA full handshake and a
+/// PSK resumption on one core of a 2020s server, to be replaced by
+/// `meshsim calibrate`'s measurements of the machine at hand.
+#[derive(
+    Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// Whether TLS is on (default true once a `tls` table is given); false
+    /// is plaintext, so a sweep can compare the two.
+    pub enabled: bool,
+    /// Round trips before the first request on a new connection (TLS 1.3: 1;
+    /// TLS 1.2: 2).
+    pub full_rtts: u32,
+    /// CPU of a full handshake on each side (signatures, key exchange).
+    pub full_cpu: Nanos,
+    /// Round trips of a resumed handshake (TLS 1.3 PSK: 1; 0-RTT: 0).
+    pub resumed_rtts: u32,
+    /// CPU of a resumed handshake on each side.
+    pub resumed_cpu: Nanos,
+    /// Share of new connections that resume an earlier session, in [0, 1].
+    pub resumption: f64,
+    /// A connection idle this long is closed; the next request opens a new one.
+    pub idle_timeout: Nanos,
+    /// Certificates rotate on this period (from the run's start); a
+    /// connection opened before the latest rotation re-handshakes in full
+    /// on its next request. Absent: no rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Nanos>,
+    /// Record-layer CPU (encrypt + decrypt) per request and per response
+    /// in each sidecar, as latency.
+    pub per_request_cpu: Nanos,
+}
+
+impl Default for Tls {
+    fn default() -> Tls {
+        Tls {
+            enabled: true,
+            full_rtts: 1,
+            full_cpu: Nanos(250_000),
+            resumed_rtts: 1,
+            resumed_cpu: Nanos(40_000),
+            resumption: 0.0,
+            idle_timeout: Nanos(3_600_000_000_000),
+            rotation: None,
+            per_request_cpu: Nanos(2_000),
+        }
+    }
 }
 
 /// A sidecar's own cost per request.
@@ -133,6 +191,9 @@ pub struct EdgePolicy {
     /// See [`Policy::sidecar`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar: Option<Sidecar>,
+    /// See [`Policy::tls`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
 }
 
 /// The load generator's name as a caller in `[[mesh.edges]]`.
@@ -171,6 +232,9 @@ impl Mesh {
             if e.discovery.is_some() {
                 p.discovery = e.discovery;
             }
+            if e.tls.is_some() {
+                p.tls = e.tls;
+            }
         }
         p
     }
@@ -202,6 +266,28 @@ impl Policy {
         }
         if let Some(d) = &self.discovery {
             check("discovery", d.try_new().map(|_| ()));
+        }
+        if let Some(t) = &self.tls {
+            if !(0.0..=1.0).contains(&t.resumption) {
+                out.push((
+                    "tls.resumption".into(),
+                    format!("{} is not a share; expected 0 to 1", t.resumption),
+                ));
+            }
+            if t.full_rtts > 8 || t.resumed_rtts > 8 {
+                out.push((
+                    "tls".into(),
+                    "more than 8 handshake round trips; expected 0 to 8 (TLS 1.3: 1, TLS 1.2: 2)"
+                        .into(),
+                ));
+            }
+            if t.rotation.is_some_and(|r| r == Nanos::ZERO) {
+                out.push((
+                    "tls.rotation".into(),
+                    "a rotation period of 0; expected a duration such as \"10m\", or no rotation"
+                        .into(),
+                ));
+            }
         }
         out
     }
