@@ -280,31 +280,26 @@ impl Ctx<'_> {
         let log = self.dir.0.join(format!("{stem}.log"));
         match self.opts.proxy {
             ProxyKind::Meshsim => {
-                let clusters = node
-                    .clusters
-                    .iter()
-                    .map(|(svc, policy)| ClusterConfig {
-                        name: svc.clone(),
-                        endpoints: upstreams
-                            .iter()
-                            .find(|(s, _)| s == svc)
-                            .map(|(_, a)| a.iter().map(|a| EndpointSpec::Addr(*a)).collect())
-                            .unwrap_or_default(),
-                        discovery: None,
-                        policy: policy.clone(),
-                        fault: None,
-                        health_path: "/healthz".into(),
-                    })
-                    .collect();
-                let cfg = ProxyConfig {
-                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                    admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-                    seed: node.seed,
-                    limits: Default::default(),
-                    max_body_bytes: 16 << 20,
-                    clusters,
-                    routes: Vec::new(),
-                };
+                let mut clusters = Vec::new();
+                for (svc, policy) in &node.clusters {
+                    // Every field the scenario does not set keeps the
+                    // proxy's own default.
+                    let mut c: ClusterConfig =
+                        serde_json::from_value(serde_json::json!({ "name": svc }))
+                            .map_err(|e| LiveError::Io(format!("cluster {svc}: {e}")))?;
+                    c.endpoints = upstreams
+                        .iter()
+                        .find(|(s, _)| s == svc)
+                        .map(|(_, a)| a.iter().map(|a| EndpointSpec::Addr(*a)).collect())
+                        .unwrap_or_default();
+                    c.policy = policy.clone();
+                    clusters.push(c);
+                }
+                let mut cfg: ProxyConfig =
+                    serde_json::from_value(serde_json::json!({ "clusters": [] }))
+                        .map_err(|e| LiveError::Io(format!("proxy config: {e}")))?;
+                cfg.seed = node.seed;
+                cfg.clusters = clusters;
                 let text = toml::to_string(&cfg)
                     .map_err(|e| LiveError::Io(format!("proxy config for {name}: {e}")))?;
                 let path = self.dir.write(&format!("{stem}.toml"), &text)?;
@@ -522,6 +517,15 @@ pub async fn run(sc: &Scenario, opts: &LiveOptions) -> Result<LiveReport, LiveEr
         r = run_inner(sc, &plan, &ctx, &procs) => r,
         _ = crate::shutdown::termination_signal() => Err(LiveError::Interrupted),
     };
+    // A child that died explains a failed admin call or a failed load
+    // better than the failure itself.
+    let outcome = match outcome {
+        Err(e @ (LiveError::Admin(_) | LiveError::Load(_))) => {
+            ctx.clock.sleep(Nanos::from_millis(100)).await;
+            Err(dead_child(&procs).unwrap_or(e))
+        }
+        o => o,
+    };
     // Stop every child now (the guards kill by PID), also on success.
     let mut p = procs.lock().unwrap_or_else(|e| e.into_inner());
     p.sidecars.clear();
@@ -687,23 +691,31 @@ async fn run_inner(
 async fn watch(ctx: &Ctx<'_>, procs: &Arc<Mutex<Procs>>) -> LiveError {
     loop {
         ctx.clock.sleep(Nanos::from_millis(50)).await;
-        let mut p = lock(procs);
-        let Procs { backends, sidecars } = &mut *p;
-        let all = backends
-            .iter_mut()
-            .filter_map(|b| b.guard.as_mut())
-            .chain(sidecars.iter_mut());
-        for g in all {
-            if let Some(s) = g.try_exited() {
-                return LiveError::ChildDied(format!(
-                    "{} (pid {}) exited early: {}",
-                    g.name,
-                    g.pid(),
-                    child::describe(s)
-                ));
-            }
+        if let Some(e) = dead_child(procs) {
+            return e;
         }
     }
+}
+
+/// A child that has exited though it should be running, as an error.
+fn dead_child(procs: &Mutex<Procs>) -> Option<LiveError> {
+    let mut p = lock(procs);
+    let Procs { backends, sidecars } = &mut *p;
+    let all = backends
+        .iter_mut()
+        .filter_map(|b| b.guard.as_mut())
+        .chain(sidecars.iter_mut());
+    for g in all {
+        if let Some(s) = g.try_exited() {
+            return Some(LiveError::ChildDied(format!(
+                "{} (pid {}) exited early: {}",
+                g.name,
+                g.pid(),
+                child::describe(s)
+            )));
+        }
+    }
+    None
 }
 
 #[derive(Debug)]
