@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod algorithms;
 mod backend;
 mod bench;
+mod calibrate;
 mod compare;
 mod fit;
 mod gate;
@@ -54,6 +55,8 @@ enum Command {
     Live(live::Args),
     /// The sim-to-real gap: a scenario simulated and run live, per metric side by side.
     Gap(gap::Args),
+    /// Live: measure this machine's per-hop proxy and backend cost as scenario parameters.
+    Calibrate(calibrate::Args),
     /// Fit per-endpoint service-time distributions to a trace; emit a scenario.
     Fit(fit::Args),
     /// Simulate a scenario and write its result tables.
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Live(args) => live::run(&args),
         Command::Gap(args) => gap::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
         Command::Fit(args) => fit::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Compare(args) => compare::run(&args),

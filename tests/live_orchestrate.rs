@@ -463,3 +463,30 @@ fn meshsim_gap_writes_both_runs_and_the_gap_table() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn calibrate_measures_a_hop_and_writes_scenario_parameters() {
+    let opts = LiveOptions::new(exe(), ProxyKind::Meshsim);
+    let rt = meshsim_live::runtime(1).expect("runtime");
+    let c = rt
+        .block_on(orchestrate::calibrate::calibrate(
+            &opts,
+            Nanos::from_millis(400),
+        ))
+        .expect("calibrate");
+    assert!(c.requests > 50, "{c:?}");
+    assert!(c.direct_p50_us > 0.0, "{c:?}");
+    // A proxy hop is two more loopback connections and a proxy's work.
+    assert!(c.proxied_p50_us > c.direct_p50_us, "{c:?}");
+    // The fragment is valid scenario TOML with the two measured values.
+    let text = format!(
+        "{}\n[run]\nduration = \"1s\"\n[workload]\nrate = 10\nentry = \"a\"\n[[services]]\nname = \"a\"\nservice_time = {{ dist = \"constant\", value = \"1ms\" }}\n",
+        c.to_toml()
+    );
+    let sc = Scenario::from_toml(&text, "calibrated.toml").expect("valid scenario");
+    // Rounded up to whole microseconds.
+    let got = sc.mesh.defaults.sidecar.latency.as_nanos();
+    let want = c.sidecar_latency().as_nanos();
+    assert!(got >= want && got < want + 1000, "{got} vs {want}");
+    assert!(sc.network.latency.is_some());
+}

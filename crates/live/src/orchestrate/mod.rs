@@ -20,6 +20,7 @@
 //! run with an error naming it, and SIGINT / SIGTERM stop the run the same
 //! way. [`fd_limit`] checks the open-file limit before anything starts.
 
+pub mod calibrate;
 pub mod child;
 pub mod plan;
 pub mod thirdparty;
