@@ -177,3 +177,50 @@ async fn the_backend_admin_api_changes_errors_and_the_fault_filter_aborts() {
         b.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedging_hides_a_slow_instance() {
+    // Instance 0 takes 300 ms, instance 1 answers at once. Round robin sends
+    // every other request to the slow one first; a hedge after 20 ms sends a
+    // copy to the other, whose answer wins, and the slow copy is cancelled.
+    let b = backends(&[Nanos::from_millis(300), Nanos::ZERO]).await;
+    let addrs: Vec<_> = b.iter().map(|b| b.addr).collect();
+    let policy = r#"
+balancer = { kind = "round_robin" }
+hedge = { mode = { kind = "after_delay", delay = "20ms" }, max_attempts = 2 }
+"#;
+    let p = proxy(&addrs, policy).await;
+    let clock = meshsim_live::clock::Clock::start();
+    for _ in 0..6 {
+        let (code, _) = get(p.addr, "/").await;
+        assert_eq!(code, 200);
+    }
+    // Six requests, three of them hedged after 20 ms: far below one 300 ms
+    // wait (the slow copies are not waited for).
+    let took = clock.elapsed();
+    assert!(took < std::time::Duration::from_millis(280), "{took:?}");
+    let (_, m) = get(p.admin_addr, "/metrics").await;
+    let sent = metric(
+        &m,
+        "meshsim_proxy_hedges_total{cluster=\"api\",event=\"sent\"}",
+    );
+    let cancelled = metric(
+        &m,
+        "meshsim_proxy_hedges_total{cluster=\"api\",event=\"cancelled\"}",
+    );
+    assert!(sent >= 3.0, "{m}");
+    assert!(cancelled >= 3.0, "{m}");
+    // Cancelled attempts were settled: nothing is left active.
+    for a in &addrs {
+        assert_eq!(
+            metric(
+                &m,
+                &format!(
+                    "meshsim_proxy_endpoint_active_requests{{cluster=\"api\",endpoint=\"{a}\"}}"
+                )
+            ),
+            0.0
+        );
+    }
+    p.stop().await;
+}

@@ -15,6 +15,7 @@ use meshsim_core::fault::FaultFilter;
 use meshsim_core::health::{HealthCheck, HealthChecker};
 use meshsim_core::outlier::{Decision, OutlierDetector, Reason};
 use meshsim_core::retry::budget::RetryBudget;
+use meshsim_core::retry::hedge::Hedger;
 use meshsim_core::retry::policy::RetryPolicy;
 use meshsim_core::{Endpoint, EndpointChange, EndpointId, Outcome, Time};
 use rand_core::SeedableRng;
@@ -62,6 +63,10 @@ pub struct Inner {
     pub budget: RetryBudget,
     /// Route timeout and retries.
     pub retry: RetryPolicy,
+    /// Hedging (per-cluster latency estimate for `after_percentile`).
+    pub hedger: Hedger,
+    /// Whether hedging is on (its mode is not `off`).
+    pub hedging: bool,
     /// Fault injection.
     pub fault: Option<FaultFilter>,
     /// Requests with an active injected fault.
@@ -117,6 +122,8 @@ impl Inner {
             },
             budget: p.retry_budget.try_new().map_err(|e| f("retry_budget", e))?,
             retry: p.retry.try_new().map_err(|e| f("retry", e))?,
+            hedger: p.hedge.try_new().map_err(|e| f("hedge", e))?,
+            hedging: p.hedge.mode != meshsim_core::retry::hedge::HedgeMode::Off,
             fault: match &cfg.fault {
                 Some(c) => Some(c.try_new().map_err(|e| f("fault", e))?),
                 None => None,
@@ -291,6 +298,30 @@ impl Inner {
         }
         self.budget.on_result(now, !done.outcome.is_5xx());
         self.metrics.attempts.record(done.outcome);
+    }
+
+    /// An attempt that lost a hedging race was cancelled: settle its
+    /// counts without reporting an outcome to the outlier detector.
+    pub fn on_attempt_cancelled(
+        &mut self,
+        id: EndpointId,
+        gen: u64,
+        latency: meshsim_core::Nanos,
+        now: Time,
+    ) {
+        if gen == self.lb_gen {
+            let done = meshsim_core::Completion {
+                latency,
+                outcome: Outcome::LocalReject,
+            };
+            self.lb.on_complete(id, &done, now);
+        }
+        self.thresholds.release(Resource::Request);
+        self.active_requests = self.active_requests.saturating_sub(1);
+        if let Some(e) = self.endpoints.get_mut(&id) {
+            e.active = e.active.saturating_sub(1);
+        }
+        self.metrics.hedges_cancelled += 1;
     }
 
     /// Fires the outlier detector's interval timer if due.

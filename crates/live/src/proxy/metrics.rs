@@ -8,6 +8,7 @@
 //! | `meshsim_proxy_request_duration_seconds` | histogram | downstream latency (all attempts, back-off included) |
 //! | `meshsim_proxy_attempts_total{outcome}` | counter | upstream attempts by outcome (`2xx`…`5xx`, `reset`, `connect_failure`, `timeout`) |
 //! | `meshsim_proxy_retries_total` | counter | retries sent |
+//! | `meshsim_proxy_hedges_total{event}` | counter | hedged attempts `sent`, and losing attempts `cancelled` |
 //! | `meshsim_proxy_retry_give_ups_total{reason}` | counter | retriable failures not retried (`retries_exhausted`, `budget_exhausted`, `deadline_exceeded`) |
 //! | `meshsim_proxy_overflow_total{limit}` | counter | breaker refusals (`requests`, `retries`) |
 //! | `meshsim_proxy_no_healthy_upstream_total` | counter | requests with no endpoint to pick |
@@ -98,6 +99,10 @@ pub struct ClusterMetrics {
     pub no_healthy: u64,
     /// Injected faults by kind.
     pub faults: BTreeMap<&'static str, u64>,
+    /// Hedged attempts sent (beyond each request's first).
+    pub hedges: u64,
+    /// Attempts cancelled because another copy won.
+    pub hedges_cancelled: u64,
 }
 
 fn esc(s: &str) -> String {
@@ -185,6 +190,23 @@ pub fn render(clusters: &[(String, &Inner)], now: Time) -> String {
             esc(name),
             c.metrics.retries
         );
+    }
+    head!(
+        "meshsim_proxy_hedges_total",
+        "counter",
+        "Hedged attempts sent, and attempts cancelled because another copy won."
+    );
+    for (name, c) in clusters {
+        for (event, n) in [
+            ("sent", c.metrics.hedges),
+            ("cancelled", c.metrics.hedges_cancelled),
+        ] {
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_hedges_total{{cluster=\"{}\",event=\"{event}\"}} {n}",
+                esc(name)
+            );
+        }
     }
     head!(
         "meshsim_proxy_retry_give_ups_total",

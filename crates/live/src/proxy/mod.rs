@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+mod hedge;
 pub mod metrics;
 mod tasks;
 
@@ -308,7 +309,7 @@ async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// What one attempt produced.
-enum Attempt {
+pub(crate) enum Attempt {
     Response(hyper::http::response::Parts, Bytes),
     Failed(Outcome),
 }
@@ -371,6 +372,9 @@ async fn forward(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    if cluster.lock().hedging {
+        return hedge::forward(sh, cluster, parts, &path, body, state.deadline()).await;
+    }
     let mut retry = false;
     loop {
         // Pick and admit under the lock.
@@ -542,7 +546,7 @@ fn release_retry(cluster: &Cluster) {
     c.active_retries = c.active_retries.saturating_sub(1);
 }
 
-fn local_answer(o: Outcome) -> Response<Body> {
+pub(crate) fn local_answer(o: Outcome) -> Response<Body> {
     match o {
         Outcome::Timeout => http::text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n"),
         Outcome::ConnectFailure => {
@@ -557,7 +561,7 @@ fn local_answer(o: Outcome) -> Response<Body> {
 }
 
 /// Sends one attempt and buffers its response, all before `deadline`.
-async fn send(
+pub(crate) async fn send(
     sh: &Shared,
     client: &HttpClient,
     base: &str,
