@@ -48,6 +48,13 @@ fn start(args: &[&str]) -> (Guard, Vec<SocketAddr>) {
     (guard, addrs)
 }
 
+/// Waits wall-clock time: these tests drive real processes, which take
+/// real time to accept connections and to drain.
+#[allow(clippy::disallowed_methods)]
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
 fn get(addr: SocketAddr) -> u16 {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -72,7 +79,7 @@ fn sigterm_drains_requests_in_flight_then_exits() {
     let proxy = addrs[0];
     // A request in flight when SIGTERM arrives still gets its answer.
     let inflight = std::thread::spawn(move || get(proxy));
-    std::thread::sleep(Duration::from_millis(200));
+    pause(Duration::from_millis(200));
     let t = meshsim_live::clock::Clock::start();
     let status = Command::new("kill")
         .args(["-TERM", &p.0.id().to_string()])
@@ -93,7 +100,7 @@ fn sigterm_drains_requests_in_flight_then_exits() {
             t.elapsed() < Duration::from_secs(10),
             "still running 10 s after SIGTERM"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        pause(Duration::from_millis(20));
     };
     assert!(code.success(), "{code:?}");
     assert!(
@@ -114,7 +121,7 @@ fn thousands_of_idle_connections_cost_bounded_memory() {
         .map(|_| TcpStream::connect(proxy).expect("connect"))
         .collect();
     // Let the proxy accept them all, then serve one more request.
-    std::thread::sleep(Duration::from_millis(500));
+    pause(Duration::from_millis(500));
     assert_eq!(get(proxy), 200, "still serving with {n} idle connections");
     let after = rss_kib(p.0.id());
     // An idle HTTP/1.1 connection holds a task, a socket and hyper's
