@@ -12,7 +12,6 @@
 //! what this real path costs (see `meshsim calibrate`); a live run pays the
 //! real cost instead and says so in its notes.
 
-use meshsim_core::retry::hedge::HedgeConfig;
 use meshsim_core::Nanos;
 use meshsim_scenario::{
     Arrivals, FaultKind, Policy, QueueDiscipline, Scenario, WorkloadKind, CLIENT,
@@ -240,9 +239,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         let at = |f: &str| format!("mesh policy {f} on calls from {from} to {to}");
         if p.discovery.is_some() {
             refuse(&mut no, &at("discovery"));
-        }
-        if p.hedge != HedgeConfig::default() {
-            refuse(&mut no, &at("hedge"));
         }
         if p.sidecar != meshsim_scenario::Sidecar::default() {
             sidecar_note = true;

@@ -20,7 +20,8 @@
 //! `proxy_next_upstream_tries`. Timeouts: the per-try timeout (else the
 //! route timeout) becomes `timeout server` / `proxy_read_timeout`.
 //! Everything else a policy can say (outlier detection, breakers, budgets,
-//! back-off, health checks, zone-aware routing) is refused, not dropped.
+//! back-off, health checks, zone-aware routing, hedging) is refused, not
+//! dropped.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -50,6 +51,9 @@ pub fn unmappable(proxy: ProxyKind, p: &Policy) -> Vec<String> {
     );
     if !ok {
         out.push(format!("balancer {name}"));
+    }
+    if p.hedge != Default::default() {
+        out.push("hedging".into());
     }
     if p.outlier.is_some() {
         out.push("outlier detection".into());
