@@ -85,6 +85,8 @@ pub struct Inner {
     pub active_requests: u64,
     /// Retries in flight.
     pub active_retries: u64,
+    /// Concurrency and rate limits.
+    pub admission: super::limits::Admission,
     /// Counters.
     pub metrics: ClusterMetrics,
     /// Whether the cluster has carried traffic (health checks then use
@@ -109,20 +111,23 @@ impl Inner {
             lb: p
                 .balancer
                 .load_balancer(p.lb)
-                .map_err(|e| f("balancer", e))?,
+                .map_err(|e| f("policy.balancer", e))?,
             lb_gen: 0,
             balancer: p.balancer.clone(),
             thresholds: p
                 .circuit_breaker
                 .try_new()
-                .map_err(|e| f("circuit_breaker", e))?,
+                .map_err(|e| f("policy.circuit_breaker", e))?,
             outlier: match &p.outlier {
-                Some(o) => Some(o.try_new(now).map_err(|e| f("outlier", e))?),
+                Some(o) => Some(o.try_new(now).map_err(|e| f("policy.outlier", e))?),
                 None => None,
             },
-            budget: p.retry_budget.try_new().map_err(|e| f("retry_budget", e))?,
-            retry: p.retry.try_new().map_err(|e| f("retry", e))?,
-            hedger: p.hedge.try_new().map_err(|e| f("hedge", e))?,
+            budget: p
+                .retry_budget
+                .try_new()
+                .map_err(|e| f("policy.retry_budget", e))?,
+            retry: p.retry.try_new().map_err(|e| f("policy.retry", e))?,
+            hedger: p.hedge.try_new().map_err(|e| f("policy.hedge", e))?,
             hedging: p.hedge.mode != meshsim_core::retry::hedge::HedgeMode::Off,
             fault: match &cfg.fault {
                 Some(c) => Some(c.try_new().map_err(|e| f("fault", e))?),
@@ -130,7 +135,7 @@ impl Inner {
             },
             active_faults: 0,
             health: match &p.health_check {
-                Some(h) => Some(h.try_new().map_err(|e| f("health_check", e))?),
+                Some(h) => Some(h.try_new().map_err(|e| f("policy.health_check", e))?),
                 None => None,
             },
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
@@ -139,6 +144,20 @@ impl Inner {
             version: 0,
             active_requests: 0,
             active_retries: 0,
+            admission: super::limits::Admission {
+                limiter: match &cfg.concurrency_limit {
+                    Some(l) => Some(
+                        super::limits::Limiter::new(l, now)
+                            .map_err(|e| f("concurrency_limit", e))?,
+                    ),
+                    None => None,
+                },
+                bucket: match &cfg.rate_limit {
+                    Some(r) => Some(r.try_new_at(now).map_err(|e| f("rate_limit", e))?),
+                    None => None,
+                },
+                inflight: 0,
+            },
             metrics: ClusterMetrics::default(),
             traffic: false,
         };

@@ -28,6 +28,8 @@
 use std::net::SocketAddr;
 
 use meshsim_core::fault::FaultConfig;
+use meshsim_core::limit::token_bucket::TokenBucketConfig;
+use meshsim_core::limit::ConcurrencyLimitConfig;
 use meshsim_core::Nanos;
 use meshsim_scenario::Policy;
 
@@ -91,6 +93,15 @@ pub struct ClusterConfig {
     /// Path the active health check requests (default `/healthz`).
     #[serde(default = "healthz")]
     pub health_path: String,
+    /// Adaptive concurrency limit on this cluster's requests in flight
+    /// (`{ kind = "vegas" }`, `aimd`, `gradient2`, Envoy's `adaptive`);
+    /// requests over it get 503 at once. Off unless given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<ConcurrencyLimitConfig>,
+    /// Local rate limit (Envoy's token bucket); requests without a token
+    /// get 429. Off unless given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<TokenBucketConfig>,
 }
 
 fn healthz() -> String {
@@ -252,6 +263,22 @@ impl ProxyConfig {
                 if let Err(e) = f.try_new() {
                     return bad(format!(
                         "clusters[{i}] ({}).fault.{}: {}",
+                        c.name, e.field, e.problem
+                    ));
+                }
+            }
+            if let Some(l) = &c.concurrency_limit {
+                if let Err(e) = l.build(meshsim_core::Time::ZERO) {
+                    return bad(format!(
+                        "clusters[{i}] ({}).concurrency_limit.{}: {}",
+                        c.name, e.field, e.problem
+                    ));
+                }
+            }
+            if let Some(r) = &c.rate_limit {
+                if let Err(e) = r.try_new() {
+                    return bad(format!(
+                        "clusters[{i}] ({}).rate_limit.{}: {}",
                         c.name, e.field, e.problem
                     ));
                 }

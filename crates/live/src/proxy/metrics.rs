@@ -8,6 +8,8 @@
 //! | `meshsim_proxy_request_duration_seconds` | histogram | downstream latency (all attempts, back-off included) |
 //! | `meshsim_proxy_attempts_total{outcome}` | counter | upstream attempts by outcome (`2xx`…`5xx`, `reset`, `connect_failure`, `timeout`) |
 //! | `meshsim_proxy_retries_total` | counter | retries sent |
+//! | `meshsim_proxy_limited_total{limit}` | counter | requests refused by the `concurrency` limit (503) or the `rate` limit (429) |
+//! | `meshsim_proxy_concurrency_limit` | gauge | the adaptive concurrency limit now |
 //! | `meshsim_proxy_hedges_total{event}` | counter | hedged attempts `sent`, and losing attempts `cancelled` |
 //! | `meshsim_proxy_retry_give_ups_total{reason}` | counter | retriable failures not retried (`retries_exhausted`, `budget_exhausted`, `deadline_exceeded`) |
 //! | `meshsim_proxy_overflow_total{limit}` | counter | breaker refusals (`requests`, `retries`) |
@@ -99,6 +101,8 @@ pub struct ClusterMetrics {
     pub no_healthy: u64,
     /// Injected faults by kind.
     pub faults: BTreeMap<&'static str, u64>,
+    /// Requests refused by the concurrency (`concurrency`) or rate (`rate`) limit.
+    pub limited: BTreeMap<&'static str, u64>,
     /// Hedged attempts sent (beyond each request's first).
     pub hedges: u64,
     /// Attempts cancelled because another copy won.
@@ -190,6 +194,36 @@ pub fn render(clusters: &[(String, &Inner)], now: Time) -> String {
             esc(name),
             c.metrics.retries
         );
+    }
+    head!(
+        "meshsim_proxy_limited_total",
+        "counter",
+        "Requests refused by the concurrency limit (503) or the rate limit (429)."
+    );
+    for (name, c) in clusters {
+        for l in ["concurrency", "rate"] {
+            let n = c.metrics.limited.get(l).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_limited_total{{cluster=\"{}\",limit=\"{l}\"}} {n}",
+                esc(name)
+            );
+        }
+    }
+    head!(
+        "meshsim_proxy_concurrency_limit",
+        "gauge",
+        "The adaptive concurrency limit now."
+    );
+    for (name, c) in clusters {
+        if let Some(l) = &c.admission.limiter {
+            let _ = writeln!(
+                o,
+                "meshsim_proxy_concurrency_limit{{cluster=\"{}\"}} {}",
+                esc(name),
+                l.limit()
+            );
+        }
     }
     head!(
         "meshsim_proxy_hedges_total",

@@ -24,6 +24,7 @@ pub mod admin;
 pub mod cluster;
 pub mod config;
 mod hedge;
+pub mod limits;
 pub mod metrics;
 mod tasks;
 
@@ -297,9 +298,35 @@ async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
     };
     strip_hop_by_hop(&mut parts.headers);
     let started = sh.clock.now();
-    let resp = forward(sh, cluster, &parts, body, started).await;
+    let admitted = cluster.lock().admission.admit(started);
+    let resp = match admitted {
+        Ok(_) => forward(sh, cluster, &parts, body, started).await,
+        Err(limits::Refusal::Rate) => {
+            http::text(StatusCode::TOO_MANY_REQUESTS, "local rate limit\n")
+        }
+        Err(limits::Refusal::Concurrency) => http::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "over the concurrency limit\n",
+        ),
+    };
     let done = sh.clock.now();
     let mut c = cluster.lock();
+    let c = &mut *c;
+    match admitted {
+        Ok(inflight) => {
+            let status = resp.status().as_u16();
+            let sample = meshsim_core::limit::Sample {
+                rtt: done - started,
+                inflight,
+                dropped: matches!(status, 429 | 503 | 504),
+            };
+            c.admission.finish(done, sample, &mut c.rng);
+        }
+        Err(limits::Refusal::Rate) => *c.metrics.limited.entry("rate").or_default() += 1,
+        Err(limits::Refusal::Concurrency) => {
+            *c.metrics.limited.entry("concurrency").or_default() += 1
+        }
+    }
     *c.metrics
         .responses
         .entry(resp.status().as_u16())
