@@ -65,8 +65,6 @@ pub struct Inner {
     pub retry: RetryPolicy,
     /// Hedging (per-cluster latency estimate for `after_percentile`).
     pub hedger: Hedger,
-    /// Whether hedging is on (its mode is not `off`).
-    pub hedging: bool,
     /// Fault injection.
     pub fault: Option<FaultFilter>,
     /// Requests with an active injected fault.
@@ -128,7 +126,6 @@ impl Inner {
                 .map_err(|e| f("policy.retry_budget", e))?,
             retry: p.retry.try_new().map_err(|e| f("policy.retry", e))?,
             hedger: p.hedge.try_new().map_err(|e| f("policy.hedge", e))?,
-            hedging: p.hedge.mode != meshsim_core::retry::hedge::HedgeMode::Off,
             fault: match &cfg.fault {
                 Some(c) => Some(c.try_new().map_err(|e| f("fault", e))?),
                 None => None,

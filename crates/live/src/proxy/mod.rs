@@ -399,7 +399,7 @@ async fn forward(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    if cluster.lock().hedging {
+    if cluster.config.policy.hedge.mode != meshsim_core::retry::hedge::HedgeMode::Off {
         return hedge::forward(sh, cluster, parts, &path, body, state.deadline()).await;
     }
     let mut retry = false;
