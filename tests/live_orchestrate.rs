@@ -187,6 +187,34 @@ error_rate = 1.0
 }
 
 #[test]
+fn ejections_and_retries_come_from_the_sidecars_metrics() {
+    let sc = scenario(
+        2.0,
+        "round_robin",
+        r#"
+retry = { num_retries = 2, retry_on = ["connect-failure", "reset"] }
+outlier = { consecutive_5xx = 3, max_ejection_percent = 50, base_ejection_time = "30s" }
+[[faults]]
+kind = "crash"
+at = "1s"
+service = "api"
+instance = 1
+"#,
+    );
+    let (r, pids) = run(&sc, LiveOptions::new(exe(), ProxyKind::Meshsim));
+    let r = r.expect("live run");
+    assert!(all_gone(&pids, Nanos::from_secs(5)));
+    let e2e = &r.tables.summary[0];
+    // Refused connections to the crashed instance are retried elsewhere
+    // until it is ejected: retries, and no request fails.
+    assert!(e2e.retries >= 1, "{e2e:?}");
+    assert_eq!(e2e.errors, 0, "{e2e:?}");
+    let inst = &r.tables.instances;
+    assert!(inst[1].ejections >= 1, "{inst:?}");
+    assert_eq!(inst[0].ejections + inst[2].ejections, 0, "{inst:?}");
+}
+
+#[test]
 fn calls_go_through_each_callers_sidecar() {
     let sc = scenario(
         1.5,

@@ -26,6 +26,8 @@ use crate::clock::Clock;
 pub struct ChildGuard {
     /// What it is (`backend api/0`, `sidecar client`), for messages.
     pub name: String,
+    /// Its admin address, for a meshsim sidecar (metrics are read there).
+    pub admin: Option<SocketAddr>,
     child: Option<Child>,
     log: PathBuf,
     ready: Option<tokio::sync::oneshot::Receiver<String>>,
@@ -98,6 +100,7 @@ impl ChildGuard {
         }
         Ok(ChildGuard {
             name: name.to_owned(),
+            admin: None,
             child: Some(child),
             log,
             ready: Some(rx),

@@ -312,6 +312,7 @@ impl Ctx<'_> {
                 let mut g = ChildGuard::spawn(&name, &self.opts.program, &args, log, "")?;
                 self.announce(&g);
                 let line = g.ready_line(&self.clock, self.opts.ready_timeout).await?;
+                g.admin = addrs_in(&line).get(1).copied();
                 let addr = addrs_in(&line).first().copied().ok_or_else(|| {
                     g.failure(&format!(
                         "said {line:?}, expected `proxy listening on ADDR admin ADDR`"
@@ -452,6 +453,63 @@ impl Ctx<'_> {
             .map_err(|e| format!("backend admin {addr}{path}: {e}"))
     }
 
+    /// A sidecar's Prometheus text.
+    async fn metrics_text(&self, addr: SocketAddr) -> Result<String, LiveError> {
+        let fut = async {
+            let req = Request::builder()
+                .uri(format!("http://{addr}/metrics"))
+                .body(Body::default())
+                .map_err(|e| e.to_string())?;
+            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        self.clock
+            .timeout(Nanos::from_secs(5), fut)
+            .await
+            .unwrap_or_else(|| Err("no answer within 5s".into()))
+            .map_err(|e| LiveError::Admin(format!("sidecar admin {addr}/metrics: {e}")))
+    }
+
+    /// Ejections per endpoint over every meshsim sidecar, and the client
+    /// sidecar's retries (the end-to-end retries, as the simulator counts
+    /// them).
+    async fn mesh_counters(&self, procs: &Mutex<Procs>) -> Result<MeshCounters, LiveError> {
+        let admins: Vec<(SocketAddr, bool)> = lock(procs)
+            .sidecars
+            .iter()
+            .filter_map(|g| g.admin.map(|a| (a, g.name == CLIENT_SIDECAR)))
+            .collect();
+        let mut m = MeshCounters::default();
+        for (addr, client) in admins {
+            let text = self.metrics_text(addr).await?;
+            for line in text.lines() {
+                let value = || {
+                    line.rsplit_once(' ')
+                        .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0) as u64
+                };
+                if let Some(rest) = line.strip_prefix("meshsim_proxy_endpoint_ejections_total{") {
+                    let ep = rest
+                        .split_once("endpoint=\"")
+                        .and_then(|(_, r)| r.split_once('"'))
+                        .and_then(|(a, _)| a.parse::<SocketAddr>().ok());
+                    if let Some(ep) = ep {
+                        *m.ejections.entry(ep).or_default() += value();
+                    }
+                } else if client && line.starts_with("meshsim_proxy_retries_total") {
+                    m.client_retries += value();
+                }
+            }
+        }
+        Ok(m)
+    }
+
     async fn counters(&self, addr: SocketAddr) -> Result<Counters, LiveError> {
         let v = self
             .admin(addr, Method::GET, "/admin/stats", "")
@@ -494,11 +552,23 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The client sidecar's name.
+const CLIENT_SIDECAR: &str = "sidecar client";
+
+/// Counters read from the meshsim sidecars' `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct MeshCounters {
+    ejections: BTreeMap<SocketAddr, u64>,
+    client_retries: u64,
+}
+
 /// Every process of a run, shared by the fault task and the monitor.
 #[derive(Debug, Default)]
 struct Procs {
     backends: Vec<BackendProc>,
     sidecars: Vec<ChildGuard>,
+    /// Sidecar counters at the end of the warm-up.
+    mesh_start: MeshCounters,
 }
 
 /// Runs `sc` live on the current tokio runtime. Every child is stopped
@@ -594,6 +664,7 @@ async fn run_inner(
     let entry = &plan.client.clusters[0].0;
     let ups = vec![(entry.clone(), addrs.get(entry).cloned().unwrap_or_default())];
     let (g, client_addr) = ctx.start_sidecar(&plan.client, &ups).await?;
+    debug_assert_eq!(g.name, CLIENT_SIDECAR);
     lock(procs).sidecars.push(g);
 
     // --- load, faults and the watch on every child, at once ---
@@ -618,16 +689,25 @@ async fn run_inner(
     // --- collect ---
     let measured = plan.load.duration.as_secs_f64();
     let mut instances = Vec::new();
-    let ends: Vec<(SocketAddr, Counters, Counters)> = {
+    let ends: Vec<(SocketAddr, Counters, Counters, bool)> = {
         let p = lock(procs);
         p.backends
             .iter()
-            .map(|b| (b.addr, b.banked, b.at_start))
+            .map(|b| (b.addr, b.banked, b.at_start, b.guard.is_some()))
             .collect()
     };
-    for (k, (addr, banked, start)) in ends.into_iter().enumerate() {
-        let now = ctx.counters(addr).await? + banked;
+    let mesh_end = ctx.mesh_counters(procs).await?;
+    let mesh_start = lock(procs).mesh_start.clone();
+    for (k, (addr, banked, start, up)) in ends.into_iter().enumerate() {
+        // A backend still down (crashed for good) keeps what it banked.
+        let now = if up {
+            ctx.counters(addr).await?
+        } else {
+            Counters::default()
+        } + banked;
         let b = &plan.backends[k];
+        let ejections = mesh_end.ejections.get(&addr).copied().unwrap_or(0);
+        let ejected_before = mesh_start.ejections.get(&addr).copied().unwrap_or(0);
         instances.push(InstanceRow {
             service: b.service.clone(),
             instance: b.instance,
@@ -641,7 +721,7 @@ async fn run_inner(
             } else {
                 0.0
             },
-            ejections: 0,
+            ejections: ejections.saturating_sub(ejected_before),
         });
     }
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
@@ -659,6 +739,11 @@ async fn run_inner(
     instances.sort_by(|a, b| (&a.service, a.instance).cmp(&(&b.service, b.instance)));
     let mut tables = report.tables;
     tables.instances = instances;
+    if let Some(e2e) = tables.summary.iter_mut().find(|r| r.scope == "end_to_end") {
+        e2e.retries = mesh_end
+            .client_retries
+            .saturating_sub(mesh_start.client_retries);
+    }
     let scenario = sc.to_toml();
     let meta = Meta {
         scenario_hash: format!("{:016x}", meshsim_results::fnv1a(scenario.as_bytes())),
@@ -701,7 +786,9 @@ async fn watch(ctx: &Ctx<'_>, procs: &Arc<Mutex<Procs>>) -> LiveError {
 /// A child that has exited though it should be running, as an error.
 fn dead_child(procs: &Mutex<Procs>) -> Option<LiveError> {
     let mut p = lock(procs);
-    let Procs { backends, sidecars } = &mut *p;
+    let Procs {
+        backends, sidecars, ..
+    } = &mut *p;
     let all = backends
         .iter_mut()
         .filter_map(|b| b.guard.as_mut())
@@ -773,6 +860,8 @@ async fn apply_events(
                     .enumerate()
                     .map(|(k, b)| (k, b.addr, b.banked, b.guard.is_some()))
                     .collect();
+                let mesh = ctx.mesh_counters(procs).await?;
+                lock(procs).mesh_start = mesh;
                 for (k, addr, banked, up) in list {
                     let c = if up {
                         ctx.counters(addr).await?
