@@ -5,6 +5,10 @@
 //! service's requests within 2 percentage points; p50 and p99 within 15 %,
 //! or within 0.2 ms when both are below 1 ms. Throughput, p90 and the error
 //! rate are reported without a goal.
+//!
+//! The output directory holds `gap.csv`, the two run directories `sim/` and
+//! `live/`, and `plots/` (the two runs overlaid: latency CDF, time series,
+//! instance shares, as `meshsim plot` draws them).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -157,6 +161,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             w.serialize(r)?;
         }
         w.flush()?;
+        // The two runs overlaid: latency CDFs, time series, instance shares.
+        meshsim_plot::plot(
+            &[tmp.join("sim"), tmp.join("live")],
+            &tmp.join("plots"),
+            meshsim_plot::Format::Svg,
+        )?;
         std::fs::rename(&tmp, &dir).with_context(|| format!("renaming into {}", dir.display()))
     })();
     if result.is_err() {
@@ -172,7 +182,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let [p50, _, p99, _] = live.live.send_lag_us;
     println!("load generator send lag: p50 {p50:.1}us p99 {p99:.1}us");
-    println!("gap.csv, sim/ and live/ in {}", dir.display());
+    println!("gap.csv, sim/, live/ and plots/ in {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -486,7 +486,13 @@ fn meshsim_gap_writes_both_runs_and_the_gap_table() {
             "share:api/1"
         ]
     );
-    for sub in ["sim/summary.csv", "live/summary.csv", "live/live.json"] {
+    for sub in [
+        "sim/summary.csv",
+        "live/summary.csv",
+        "live/live.json",
+        "plots/latency-cdf.svg",
+        "plots/instances.svg",
+    ] {
         assert!(dir.join("g").join(sub).is_file(), "{sub}");
     }
     let _ = std::fs::remove_dir_all(&dir);
