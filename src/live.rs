@@ -82,6 +82,9 @@ pub(crate) fn print_report(r: &LiveReport) {
             i.utilization
         );
     }
+    if let Some(idle) = r.live.cpu_idle {
+        println!("host CPU idle during the load: {:.1}%", idle * 100.0);
+    }
     let [p50, p90, p99, max] = r.live.send_lag_us;
     println!("send lag: p50 {p50:.1}us p90 {p90:.1}us p99 {p99:.1}us max {max:.1}us");
     for (k, n) in &r.live.errors {

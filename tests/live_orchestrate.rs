@@ -108,6 +108,9 @@ fn a_scenario_runs_live_into_the_result_tables_and_leaves_nothing_behind() {
     assert!((215..=385).contains(&e2e.count), "count {}", e2e.count);
     assert_eq!(e2e.errors, 0);
     assert_eq!(r.meta.mode, "live");
+    // /proc/stat is read around the load: an idle fraction in [0, 1].
+    let idle = r.live.cpu_idle.expect("cpu idle on Linux");
+    assert!((0.0..=1.0).contains(&idle), "{idle}");
     assert!(r.tables.percentiles.iter().any(|p| p.scope == "end_to_end"));
     // Round robin over three: each instance's share is 1/3 up to the
     // requests that straddle the warm-up boundary and the end.

@@ -127,8 +127,12 @@ pub struct LiveInfo {
     pub send_lag_us: [f64; 4],
     /// Failures by kind, as the load generator saw them.
     pub errors: BTreeMap<String, u64>,
+    /// Fraction of the host's CPU time that was idle during the load (from
+    /// `/proc/stat`; absent where that cannot be read).
+    pub cpu_idle: Option<f64>,
     /// Set when this machine, not the system under test, limited the run
-    /// (the load generator could not keep its schedule); says by how much.
+    /// (the load generator could not keep its schedule, or the CPUs were
+    /// saturated); says by how much.
     pub host_bound: Option<String>,
 }
 
@@ -177,6 +181,25 @@ fn check_limits(p: &LivePlan) -> Result<(), LiveError> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// Below this idle fraction the host's CPUs count as saturated: the
+/// processes under test were queueing for a core.
+const SATURATED_IDLE: f64 = 0.05;
+
+/// (idle, total) CPU time over all cores since boot, in clock ticks, from
+/// the first line of `/proc/stat` (idle includes iowait).
+fn cpu_times() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((idle, total))
 }
 
 /// A scratch directory for configs and logs, removed when dropped.
@@ -672,6 +695,7 @@ async fn run_inner(
         url: format!("http://{client_addr}/"),
         ..plan.load.clone()
     };
+    let cpu_before = cpu_times();
     let origin = Clock::start();
     let load = crate::load::run(&load_cfg);
     // The event task only ever ends with an error; done, it waits.
@@ -685,6 +709,12 @@ async fn run_inner(
         r = load => r?,
         e = watch(ctx, procs) => return Err(e),
         e = events => return Err(e),
+    };
+    let cpu_idle = match (cpu_before, cpu_times()) {
+        (Some((i0, t0)), Some((i1, t1))) if t1 > t0 => {
+            Some((i1.saturating_sub(i0)) as f64 / (t1 - t0) as f64)
+        }
+        _ => None,
     };
     // --- collect ---
     let measured = plan.load.duration.as_secs_f64();
@@ -752,13 +782,21 @@ async fn run_inner(
     };
     let [_, _, p99, _] = report.send_lag_us;
     let overflow = report.errors.get("overflow").copied().unwrap_or(0);
-    let host_bound = (p99 > 1000.0 || overflow > 0).then(|| {
-        format!(
+    let mut bound = Vec::new();
+    if p99 > 1000.0 || overflow > 0 {
+        bound.push(format!(
             "the load generator could not keep its schedule: send lag p99 {:.2} ms{}; latencies include that lag",
             p99 / 1000.0,
             if overflow > 0 { format!(", {overflow} requests not sent (max_pending)") } else { String::new() }
-        )
-    });
+        ));
+    }
+    if let Some(idle) = cpu_idle.filter(|i| *i < SATURATED_IDLE) {
+        bound.push(format!(
+            "the host's CPUs were saturated: {:.1}% idle during the load",
+            idle * 100.0
+        ));
+    }
+    let host_bound = (!bound.is_empty()).then(|| bound.join("; "));
     Ok(LiveReport {
         tables,
         meta,
@@ -768,6 +806,7 @@ async fn run_inner(
             notes: plan.notes.clone(),
             send_lag_us: report.send_lag_us,
             errors: report.errors,
+            cpu_idle,
             host_bound,
         },
     })
