@@ -125,7 +125,9 @@ fn workload_features_without_a_live_counterpart_are_refused() {
     let mut sc = scenario("");
     sc.workload.clients = 2;
     sc.run.replications = 3;
+    sc.mesh.defaults.lb.zone_aware.enabled = true;
     let msg = refusals(&sc, ProxyKind::Meshsim);
+    assert!(msg.contains("lb.zone_aware"), "{msg}");
     assert!(msg.contains("workload.clients"), "{msg}");
     assert!(msg.contains("run.replications"), "{msg}");
 }
@@ -210,4 +212,17 @@ retry = { num_retries = 1, retry_on = ["gateway-error"] }
     assert!(c.contains("listen 127.0.0.1:9000;"), "{c}");
     // Route timeout 15 s by default (Envoy's), as the read timeout.
     assert!(c.contains("proxy_read_timeout 15000ms;"), "{c}");
+}
+
+#[test]
+fn resource_needs_grow_with_the_load_connections() {
+    let p = plan(&scenario(""), ProxyKind::Meshsim).expect("plan");
+    let fds = meshsim_live::orchestrate::fds_needed(&p);
+    let ports = meshsim_live::orchestrate::ports_needed(&p);
+    assert_eq!(fds, 2 * u64::from(p.load.connections) + 256);
+    // Two connections per load connection, and a pool per process.
+    assert_eq!(ports, 2 * u64::from(p.load.connections) + 64 * 7);
+    if let Some(have) = meshsim_live::orchestrate::ephemeral_ports() {
+        assert!(have > 1000, "{have}");
+    }
 }

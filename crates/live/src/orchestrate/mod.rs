@@ -174,13 +174,37 @@ pub fn fds_needed(p: &LivePlan) -> u64 {
 
 fn check_limits(p: &LivePlan) -> Result<(), LiveError> {
     let need = fds_needed(p);
-    match fd_limit() {
-        Some(have) if have < need => Err(LiveError::Limits(format!(
+    if let Some(have) = fd_limit().filter(|h| *h < need) {
+        return Err(LiveError::Limits(format!(
             "live mode needs about {need} open files per process ({} load connections through the client sidecar, and as many upstream), but the limit here is {have}; raise it with `ulimit -n {need}` or lower the rate / users",
             p.load.connections
-        ))),
-        _ => Ok(()),
+        )));
     }
+    // Every connection from the generator and from each sidecar takes a
+    // local port on 127.0.0.1.
+    let ports = ports_needed(p);
+    if let Some(have) = ephemeral_ports().filter(|h| *h < ports) {
+        return Err(LiveError::Limits(format!(
+            "live mode needs about {ports} local ports, but /proc/sys/net/ipv4/ip_local_port_range offers {have}; widen it (sysctl net.ipv4.ip_local_port_range) or lower the rate / users"
+        )));
+    }
+    Ok(())
+}
+
+/// Local ports the run's connections may take at once: the generator's,
+/// as many again from the client sidecar, and a pool per other sidecar.
+pub fn ports_needed(p: &LivePlan) -> u64 {
+    2 * u64::from(p.load.connections) + 64 * (p.sidecars.len() as u64 + p.backends.len() as u64)
+}
+
+/// How many ephemeral ports the kernel hands out (Linux), if known.
+pub fn ephemeral_ports() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|x| x.parse::<u64>().ok());
+    let (lo, hi) = (it.next()?, it.next()?);
+    Some(hi.saturating_sub(lo) + 1)
 }
 
 /// Below this idle fraction the host's CPUs count as saturated: the

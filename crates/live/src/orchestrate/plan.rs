@@ -240,6 +240,10 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         if p.discovery.is_some() {
             refuse(&mut no, &at("discovery"));
         }
+        if p.lb.zone_aware.enabled {
+            // The sidecar would need its own zone and its endpoints' zones.
+            refuse(&mut no, &at("lb.zone_aware (zone-aware routing)"));
+        }
         if p.sidecar != meshsim_scenario::Sidecar::default() {
             sidecar_note = true;
         }
