@@ -226,3 +226,36 @@ fn resource_needs_grow_with_the_load_connections() {
         assert!(have > 1000, "{have}");
     }
 }
+
+#[test]
+fn every_gap_scenario_runs_live_with_meshsim_sidecars() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/gap");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).expect("scenarios/gap").flatten() {
+        let path = e.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let sc = Scenario::from_toml(&text, &path.display().to_string()).expect("valid");
+        if let Err(e) = plan(&sc, ProxyKind::Meshsim) {
+            panic!("{}: {e}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 7, "only {seen} gap scenarios");
+    // The balancers HAProxy and nginx implement map onto their configs.
+    for (file, proxy) in [
+        ("slow-least-conn.toml", ProxyKind::Haproxy),
+        ("slow-least-conn.toml", ProxyKind::Nginx),
+        ("slow-haproxy-random.toml", ProxyKind::Haproxy),
+        ("slow-p2c.toml", ProxyKind::Nginx),
+        ("slow-round-robin.toml", ProxyKind::Haproxy),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("read");
+        let sc = Scenario::from_toml(&text, file).expect("valid");
+        if let Err(e) = plan(&sc, proxy) {
+            panic!("{file} with {}: {e}", proxy.name());
+        }
+    }
+}
