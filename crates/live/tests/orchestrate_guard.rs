@@ -11,20 +11,37 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn log() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("meshsim-guard-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d.join(format!("{}.log", rand_name()))
+/// A log file path for one child; the file (and the directory, once
+/// empty) is removed when this is dropped.
+struct Log(std::path::PathBuf);
+
+impl Log {
+    fn path(&self) -> std::path::PathBuf {
+        self.0.clone()
+    }
 }
 
-fn rand_name() -> String {
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        if let Some(d) = self.0.parent() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn log() -> Log {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!("c{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("meshsim-guard-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    Log(d.join(format!("c{n}.log")))
 }
 
 #[test]
 fn dropping_the_guard_kills_and_reaps_the_child() {
-    let g = ChildGuard::spawn("sleeper", Path::new("sleep"), &["30".into()], log(), "")
+    let l = log();
+    let g = ChildGuard::spawn("sleeper", Path::new("sleep"), &["30".into()], l.path(), "")
         .expect("sleep starts");
     let pid = g.pid();
     assert!(pid > 0 && alive(pid));
@@ -38,8 +55,9 @@ fn dropping_the_guard_kills_and_reaps_the_child() {
 #[test]
 fn a_guard_dropped_while_unwinding_still_kills() {
     let pid = std::sync::Mutex::new(0);
+    let l = log();
     let r = std::panic::catch_unwind(|| {
-        let g = ChildGuard::spawn("sleeper", Path::new("sleep"), &["30".into()], log(), "")
+        let g = ChildGuard::spawn("sleeper", Path::new("sleep"), &["30".into()], l.path(), "")
             .expect("sleep starts");
         *pid.lock().unwrap() = g.pid();
         panic!("a failure in the middle of a run");
@@ -52,6 +70,7 @@ fn a_guard_dropped_while_unwinding_still_kills() {
 #[test]
 fn a_child_that_exits_before_it_is_ready_is_an_error_with_its_stderr() {
     let rt = meshsim_live::runtime(1).expect("runtime");
+    let l = log();
     let mut g = ChildGuard::spawn(
         "backend x/0",
         Path::new("sh"),
@@ -59,7 +78,7 @@ fn a_child_that_exits_before_it_is_ready_is_an_error_with_its_stderr() {
             "-c".into(),
             "echo cannot listen: address in use >&2; exit 3".into(),
         ],
-        log(),
+        l.path(),
         "",
     )
     .expect("sh starts");
@@ -75,7 +94,8 @@ fn a_child_that_exits_before_it_is_ready_is_an_error_with_its_stderr() {
 #[test]
 fn a_child_that_never_says_it_listens_times_out() {
     let rt = meshsim_live::runtime(1).expect("runtime");
-    let mut g = ChildGuard::spawn("quiet", Path::new("sleep"), &["30".into()], log(), "")
+    let l = log();
+    let mut g = ChildGuard::spawn("quiet", Path::new("sleep"), &["30".into()], l.path(), "")
         .expect("sleep starts");
     let pid = g.pid();
     let err = rt
@@ -88,11 +108,12 @@ fn a_child_that_never_says_it_listens_times_out() {
 
 #[test]
 fn a_missing_program_names_the_package() {
+    let l = log();
     let err = ChildGuard::spawn(
         "sidecar client",
         Path::new("/nonexistent/haproxy"),
         &[],
-        log(),
+        l.path(),
         "; install it with `apt-get install -y haproxy`",
     )
     .expect_err("no such program");
