@@ -61,7 +61,9 @@ mod tests {
         assert_eq!(s["$schema"], "http://json-schema.org/draft-07/schema#");
         jsonschema::meta::validate(&s).unwrap();
         let props = s["properties"].as_object().unwrap();
-        for key in ["run", "workload", "services", "mesh", "network", "faults", "sweep"] {
+        for key in [
+            "run", "workload", "services", "mesh", "network", "faults", "sweep",
+        ] {
             assert!(props.contains_key(key), "no top-level {key}");
         }
         assert_eq!(props.len(), 7, "{:?}", props.keys().collect::<Vec<_>>());
