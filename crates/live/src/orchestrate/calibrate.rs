@@ -14,7 +14,8 @@
 use meshsim_core::Nanos;
 use meshsim_scenario::Dist;
 
-use super::{Ctx, LiveError, LiveOptions, WorkDir};
+use super::procs::{Ctx, WorkDir};
+use super::{LiveError, LiveOptions};
 use crate::backend::BackendConfig;
 use crate::clock::Clock;
 use crate::load::{ArrivalKind, LoadConfig};

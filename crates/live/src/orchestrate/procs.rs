@@ -1,0 +1,426 @@
+//! The processes of a run: starting backends and sidecars, their admin
+//! APIs, and the scratch directory their configs and logs live in.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{Method, Request};
+use meshsim_core::Nanos;
+
+use super::child::{self, addrs_in, ChildError, ChildGuard};
+use super::{plan, thirdparty, LiveError, LiveOptions, ProxyKind};
+use crate::clock::Clock;
+use crate::http::{Body, HttpClient};
+use crate::proxy::{ClusterConfig, EndpointSpec, ProxyConfig};
+
+/// A scratch directory for configs and logs, removed when dropped.
+pub(crate) struct WorkDir(pub(crate) PathBuf);
+
+impl WorkDir {
+    pub(crate) fn new() -> Result<WorkDir, LiveError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("meshsim-live-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&d)
+            .map_err(|e| LiveError::Io(format!("creating {}: {e}", d.display())))?;
+        Ok(WorkDir(d))
+    }
+    pub(crate) fn write(&self, name: &str, text: &str) -> Result<PathBuf, LiveError> {
+        let p = self.0.join(name);
+        std::fs::write(&p, text)
+            .map_err(|e| LiveError::Io(format!("writing {}: {e}", p.display())))?;
+        Ok(p)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One backend process and what is known of it.
+#[derive(Debug)]
+pub(crate) struct BackendProc {
+    pub(crate) guard: Option<ChildGuard>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) config: PathBuf,
+    /// Counters banked from earlier lives (before a crash).
+    pub(crate) banked: Counters,
+    /// Counters at the end of the warm-up.
+    pub(crate) at_start: Counters,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Counters {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) busy_s: f64,
+}
+
+impl std::ops::Add for Counters {
+    type Output = Counters;
+    fn add(self, o: Counters) -> Counters {
+        Counters {
+            requests: self.requests + o.requests,
+            errors: self.errors + o.errors,
+            busy_s: self.busy_s + o.busy_s,
+        }
+    }
+}
+
+pub(crate) struct Ctx<'a> {
+    pub(crate) opts: &'a LiveOptions,
+    pub(crate) dir: &'a WorkDir,
+    pub(crate) clock: Clock,
+    pub(crate) client: HttpClient,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn announce(&self, g: &ChildGuard) {
+        if let Some(tx) = &self.opts.started {
+            let _ = tx.send((g.name.clone(), g.pid()));
+        }
+    }
+
+    pub(crate) async fn start_backend(
+        &self,
+        name: &str,
+        config: &Path,
+    ) -> Result<(ChildGuard, SocketAddr), LiveError> {
+        let log = self.dir.0.join(format!("{}.log", file_name(name)));
+        let args = vec![
+            "backend".to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+        ];
+        let mut g = ChildGuard::spawn(name, &self.opts.program, &args, log, "")?;
+        self.announce(&g);
+        let line = g.ready_line(&self.clock, self.opts.ready_timeout).await?;
+        let addr = addrs_in(&line).first().copied().ok_or_else(|| {
+            g.failure(&format!(
+                "said {line:?}, expected `backend listening on ADDR`"
+            ))
+        })?;
+        Ok((g, addr))
+    }
+
+    pub(crate) async fn start_sidecar(
+        &self,
+        node: &plan::SidecarNode,
+        upstreams: &[(String, Vec<SocketAddr>)],
+    ) -> Result<(ChildGuard, SocketAddr), LiveError> {
+        let name = format!("sidecar {}", node.name);
+        let stem = file_name(&name);
+        let log = self.dir.0.join(format!("{stem}.log"));
+        match self.opts.proxy {
+            ProxyKind::Meshsim => {
+                let mut clusters = Vec::new();
+                for (svc, policy) in &node.clusters {
+                    // Every field the scenario does not set keeps the
+                    // proxy's own default.
+                    let mut c: ClusterConfig =
+                        serde_json::from_value(serde_json::json!({ "name": svc }))
+                            .map_err(|e| LiveError::Io(format!("cluster {svc}: {e}")))?;
+                    c.endpoints = upstreams
+                        .iter()
+                        .find(|(s, _)| s == svc)
+                        .map(|(_, a)| a.iter().map(|a| EndpointSpec::Addr(*a)).collect())
+                        .unwrap_or_default();
+                    c.policy = policy.clone();
+                    clusters.push(c);
+                }
+                let mut cfg: ProxyConfig =
+                    serde_json::from_value(serde_json::json!({ "clusters": [] }))
+                        .map_err(|e| LiveError::Io(format!("proxy config: {e}")))?;
+                cfg.seed = node.seed;
+                cfg.clusters = clusters;
+                let text = toml::to_string(&cfg)
+                    .map_err(|e| LiveError::Io(format!("proxy config for {name}: {e}")))?;
+                let path = self.dir.write(&format!("{stem}.toml"), &text)?;
+                let args = vec![
+                    "proxy".to_owned(),
+                    "--config".to_owned(),
+                    path.display().to_string(),
+                ];
+                let mut g = ChildGuard::spawn(&name, &self.opts.program, &args, log, "")?;
+                self.announce(&g);
+                let line = g.ready_line(&self.clock, self.opts.ready_timeout).await?;
+                g.admin = addrs_in(&line).get(1).copied();
+                let addr = addrs_in(&line).first().copied().ok_or_else(|| {
+                    g.failure(&format!(
+                        "said {line:?}, expected `proxy listening on ADDR admin ADDR`"
+                    ))
+                })?;
+                Ok((g, addr))
+            }
+            kind => {
+                let (svc, policy) = node
+                    .clusters
+                    .first()
+                    .ok_or_else(|| LiveError::Io(format!("{name} has no upstream")))?;
+                let servers = upstreams
+                    .iter()
+                    .find(|(s, _)| s == svc)
+                    .map(|(_, a)| a.clone())
+                    .unwrap_or_default();
+                let port = child::free_port()
+                    .map_err(|e| LiveError::Io(format!("finding a free port: {e}")))?;
+                let listen = SocketAddr::from(([127, 0, 0, 1], port));
+                let (text, args, program) = if kind == ProxyKind::Haproxy {
+                    let text = thirdparty::haproxy_config(listen, &servers, policy);
+                    let path = self.dir.0.join(format!("{stem}.cfg"));
+                    (
+                        text,
+                        vec![
+                            "-f".to_owned(),
+                            path.display().to_string(),
+                            "-db".to_owned(),
+                        ],
+                        "haproxy",
+                    )
+                } else {
+                    let sub = self.dir.0.join(&stem);
+                    std::fs::create_dir_all(&sub)
+                        .map_err(|e| LiveError::Io(format!("creating {}: {e}", sub.display())))?;
+                    let text = thirdparty::nginx_config(listen, &servers, policy, &sub);
+                    let path = self.dir.0.join(format!("{stem}.conf"));
+                    let args = vec![
+                        "-c".to_owned(),
+                        path.display().to_string(),
+                        "-p".to_owned(),
+                        sub.display().to_string(),
+                        "-e".to_owned(),
+                        "stderr".to_owned(),
+                    ];
+                    (text, args, "nginx")
+                };
+                let file = if kind == ProxyKind::Haproxy {
+                    format!("{stem}.cfg")
+                } else {
+                    format!("{stem}.conf")
+                };
+                self.dir.write(&file, &text)?;
+                let exe = match &self.opts.proxy_program {
+                    Some(p) => p.clone(),
+                    None => find_program(program).ok_or_else(|| {
+                        LiveError::Child(ChildError::Spawn {
+                            name: name.clone(),
+                            program: program.to_owned(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::NotFound,
+                                "not found on PATH or in /usr/sbin",
+                            ),
+                            hint: format!("; install it with `apt-get install -y {program}`"),
+                        })
+                    })?,
+                };
+                let hint = format!("; install it with `apt-get install -y {program}`");
+                let mut g = ChildGuard::spawn(&name, &exe, &args, log, &hint)?;
+                self.announce(&g);
+                self.wait_listening(&mut g, listen).await?;
+                Ok((g, listen))
+            }
+        }
+    }
+
+    /// For programs that do not say they listen: connect until they do.
+    pub(crate) async fn wait_listening(
+        &self,
+        g: &mut ChildGuard,
+        addr: SocketAddr,
+    ) -> Result<(), LiveError> {
+        let until = self.clock.now() + self.opts.ready_timeout;
+        loop {
+            if let Some(s) = g.try_exited() {
+                return Err(g
+                    .failure(&format!(
+                        "exited before it listened ({})",
+                        child::describe(s)
+                    ))
+                    .into());
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            if self.clock.now() >= until {
+                return Err(g
+                    .failure(&format!(
+                        "did not listen on {addr} within {}",
+                        self.opts.ready_timeout
+                    ))
+                    .into());
+            }
+            self.clock.sleep(Nanos::from_millis(20)).await;
+        }
+    }
+
+    pub(crate) async fn admin(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        body: &str,
+    ) -> Result<serde_json::Value, String> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .body(Body::new(Bytes::from(body.to_owned())))
+            .map_err(|e| e.to_string())?;
+        let fut = async {
+            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&bytes).trim()
+                ));
+            }
+            serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+        };
+        self.clock
+            .timeout(Nanos::from_secs(5), fut)
+            .await
+            .unwrap_or_else(|| Err("no answer within 5s".into()))
+            .map_err(|e| format!("backend admin {addr}{path}: {e}"))
+    }
+
+    /// A sidecar's Prometheus text.
+    pub(crate) async fn metrics_text(&self, addr: SocketAddr) -> Result<String, LiveError> {
+        let fut = async {
+            let req = Request::builder()
+                .uri(format!("http://{addr}/metrics"))
+                .body(Body::default())
+                .map_err(|e| e.to_string())?;
+            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        self.clock
+            .timeout(Nanos::from_secs(5), fut)
+            .await
+            .unwrap_or_else(|| Err("no answer within 5s".into()))
+            .map_err(|e| LiveError::Admin(format!("sidecar admin {addr}/metrics: {e}")))
+    }
+
+    /// Ejections per endpoint over every meshsim sidecar, and the client
+    /// sidecar's retries (the end-to-end retries, as the simulator counts
+    /// them).
+    pub(crate) async fn mesh_counters(
+        &self,
+        procs: &Mutex<Procs>,
+    ) -> Result<MeshCounters, LiveError> {
+        let admins: Vec<(SocketAddr, bool)> = lock(procs)
+            .sidecars
+            .iter()
+            .filter_map(|g| g.admin.map(|a| (a, g.name == CLIENT_SIDECAR)))
+            .collect();
+        let mut m = MeshCounters::default();
+        for (addr, client) in admins {
+            let text = self.metrics_text(addr).await?;
+            for line in text.lines() {
+                let value = || {
+                    line.rsplit_once(' ')
+                        .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0) as u64
+                };
+                if let Some(rest) = line.strip_prefix("meshsim_proxy_endpoint_ejections_total{") {
+                    let ep = rest
+                        .split_once("endpoint=\"")
+                        .and_then(|(_, r)| r.split_once('"'))
+                        .and_then(|(a, _)| a.parse::<SocketAddr>().ok());
+                    if let Some(ep) = ep {
+                        *m.ejections.entry(ep).or_default() += value();
+                    }
+                } else if client && line.starts_with("meshsim_proxy_retries_total") {
+                    m.client_retries += value();
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    pub(crate) async fn counters(&self, addr: SocketAddr) -> Result<Counters, LiveError> {
+        let v = self
+            .admin(addr, Method::GET, "/admin/stats", "")
+            .await
+            .map_err(LiveError::Admin)?;
+        Ok(Counters {
+            requests: v["requests"].as_u64().unwrap_or(0),
+            errors: v["errors"].as_u64().unwrap_or(0),
+            busy_s: v["busy_s"].as_f64().unwrap_or(0.0),
+        })
+    }
+
+    pub(crate) async fn set_knobs(
+        &self,
+        addr: SocketAddr,
+        knobs: serde_json::Value,
+    ) -> Result<(), LiveError> {
+        self.admin(addr, Method::POST, "/admin/set", &knobs.to_string())
+            .await
+            .map(|_| ())
+            .map_err(LiveError::Admin)
+    }
+}
+
+pub(crate) fn file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `program` on `PATH`, or in `/usr/sbin` and `/sbin` (where Debian puts
+/// HAProxy and nginx, often not on a user's `PATH`).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The client sidecar's name.
+pub(crate) const CLIENT_SIDECAR: &str = "sidecar client";
+
+/// Counters read from the meshsim sidecars' `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct MeshCounters {
+    pub(crate) ejections: BTreeMap<SocketAddr, u64>,
+    pub(crate) client_retries: u64,
+}
+
+/// Every process of a run, shared by the fault task and the monitor.
+#[derive(Debug, Default)]
+pub(crate) struct Procs {
+    pub(crate) backends: Vec<BackendProc>,
+    pub(crate) sidecars: Vec<ChildGuard>,
+    /// Sidecar counters at the end of the warm-up.
+    pub(crate) mesh_start: MeshCounters,
+}
+
+/// Locks the process table (a panicked holder does not poison it for good).
+pub(crate) fn lock(p: &Mutex<Procs>) -> std::sync::MutexGuard<'_, Procs> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
