@@ -299,7 +299,7 @@ async fn serve_one(st: &State) -> Response<Body> {
     match st.cfg.work {
         Work::Sleep => {
             if work > Nanos::ZERO {
-                st.clock.sleep(work).await;
+                st.clock.sleep_precise(work).await;
             }
         }
         Work::Cpu => {

@@ -54,6 +54,25 @@ impl Clock {
         tokio::time::sleep(Duration::from(d)).await;
     }
 
+    /// Waits (asynchronously) for `d` to within the OS's sleep precision
+    /// (tens of microseconds) rather than tokio's millisecond timer, which
+    /// rounds every wait up to the next millisecond: tokio's timer covers
+    /// all but the last 1.5 ms, then a blocking-pool thread sleeps the rest.
+    /// For the fake backend's service times, which must match the
+    /// simulator's distributions.
+    pub async fn sleep_precise(&self, d: Nanos) {
+        let deadline = self.now() + d;
+        const COARSE: Nanos = Nanos(1_500_000);
+        if d > COARSE {
+            tokio::time::sleep_until(self.instant(Time(deadline.0 - COARSE.0))).await;
+        }
+        let left = deadline.saturating_since(self.now());
+        if left > Nanos::ZERO {
+            let _ =
+                tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from(left))).await;
+        }
+    }
+
     /// Runs `f` for at most `d`; `None` if it did not finish in time.
     pub async fn timeout<F: std::future::Future>(&self, d: Nanos, f: F) -> Option<F::Output> {
         tokio::time::timeout(Duration::from(d), f).await.ok()
