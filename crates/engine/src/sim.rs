@@ -87,6 +87,9 @@ struct Call {
     start: Time,
     outstanding: u32,
     done: bool,
+    /// Holds the circuit breaker's retry slot for a retry decided but not
+    /// yet sent (Envoy takes it at the decision, through the back-off).
+    retry_held: bool,
 }
 
 #[derive(Debug)]
@@ -449,6 +452,7 @@ impl<'a> Sim<'a> {
             start: now,
             outstanding: 0,
             done: false,
+            retry_held: false,
         });
         if let Some(d) = deadline {
             // Every call through a sidecar has the same route timeout, so
@@ -511,13 +515,9 @@ impl<'a> Sim<'a> {
             }
             return false;
         }
-        if retry && s.breaker.try_acquire_retry().is_err() {
-            s.breaker.release(Resource::Request);
-            if let Some(o) = refused {
-                self.finish_call(call, o);
-            }
-            return false;
-        }
+        // A retry's slot was taken when it was decided (see
+        // `complete_attempt`); it now moves to the attempt.
+        c.retry_held = false;
         let mut picked = None;
         for _ in 0..s.retry.host_selection_picks() {
             picked = s.lb.pick(&PickRequest::default(), now, &mut s.rng);
@@ -708,7 +708,16 @@ impl<'a> Sim<'a> {
         );
         match decision {
             RetryDecision::Done => self.finish_call(a.call, outcome),
+            // Envoy takes the retry slot (`max_retries`) when it decides to
+            // retry and holds it through the back-off
+            // (RetryStateImpl::shouldRetry, retries().inc() before
+            // enableBackoffTimer()); without a slot the retry overflows and
+            // the call ends with this answer.
+            RetryDecision::RetryAfter(_) if s.breaker.try_acquire_retry().is_err() => {
+                self.finish_call(a.call, outcome)
+            }
             RetryDecision::RetryAfter(d) => {
+                c.retry_held = true;
                 let callee = s.callee as usize;
                 if self.now >= self.warmup {
                     self.svc_stats[callee].calls.record_retry();
@@ -778,6 +787,12 @@ impl<'a> Sim<'a> {
             return;
         }
         c.done = true;
+        if std::mem::take(&mut c.retry_held) {
+            // Ended during a retry's back-off: give its slot back.
+            self.w.sidecars[c.sidecar as usize]
+                .breaker
+                .release(Resource::Retry);
+        }
         if let Some(t) = self.tracer.as_mut() {
             t.on_finish(call, now.0, !outcome.is_success());
         }

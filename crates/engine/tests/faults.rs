@@ -107,6 +107,9 @@ service_time = {{ dist = "exponential", mean = "4ms" }}
 [mesh.defaults]
 balancer = {{ kind = "least_request" }}
 retry = {{ num_retries = 3, retry_on = ["5xx"], backoff = {{ kind = "constant", delay = "1ms" }} }}
+# No breaker cap on retries: Envoy's default of 3 concurrent retries would
+# hide the storm this test is about (the budget's effect).
+circuit_breaker = {{ max_retries = 100000 }}
 {budget}
 [[faults]]
 kind = "slowdown"
