@@ -134,17 +134,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let rows = gap_rows(&out.tables, &live.tables);
 
     // Everything into a temporary sibling, renamed into place at the end.
-    let name = dir
-        .file_name()
-        .map_or("gap".into(), |n| n.to_string_lossy().into_owned());
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = (|| -> anyhow::Result<()> {
-        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    crate::staging::staged_dir(&dir, |tmp| {
         meshsim_results::write_run(
             &tmp.join("sim"),
             &RunFiles {
@@ -167,12 +157,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &tmp.join("plots"),
             meshsim_plot::Format::Svg,
         )?;
-        std::fs::rename(&tmp, &dir).with_context(|| format!("renaming into {}", dir.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result?;
+        Ok(())
+    })?;
     print_rows(&rows)?;
     for n in &live.live.notes {
         eprintln!("note: {n}");

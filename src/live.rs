@@ -32,14 +32,7 @@ pub(crate) fn load_scenario(
     sets: &[String],
     seed: Option<u64>,
 ) -> anyhow::Result<meshsim_scenario::Scenario> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
-    let mut sets = crate::sweep::parse_sets(sets)?;
-    if let Some(s) = seed {
-        sets.push(("run.seed".into(), s.to_string()));
-    }
-    let base = path.parent().unwrap_or(Path::new(""));
-    Ok(meshsim_scenario::load_in(&text, &file, &sets, base)?)
+    Ok(crate::sweep::Base::load_seeded(path, sets, seed)?.scenario)
 }
 
 /// Runs `sc` live with sidecars of `proxy`; children are this executable.

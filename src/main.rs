@@ -22,6 +22,7 @@ mod plot;
 mod proxy;
 mod run;
 mod schema;
+mod staging;
 mod sweep;
 mod traces;
 

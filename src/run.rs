@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use meshsim_results::{write_run_with, Meta, RunFiles};
 
 /// Arguments of `meshsim run`.
@@ -28,27 +27,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let file = args.scenario.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.scenario).with_context(|| format!("reading {file}"))?;
-    // An isotope graph (YAML) runs as its converted scenario.
-    let text = if matches!(
-        args.scenario.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    ) {
-        let opts = meshsim_trace::isotope::IsotopeOptions::default();
-        meshsim_trace::isotope::import_isotope(&text, &file, &opts)?.toml
-    } else {
-        text
-    };
-    let mut sets = crate::sweep::parse_sets(&args.sets)?;
-    if let Some(seed) = args.seed {
-        sets.push(("run.seed".into(), seed.to_string()));
-    }
-    // Data files named in the scenario (empirical distributions) are
-    // relative to the scenario file's directory.
-    let base_dir = args.scenario.parent().unwrap_or(Path::new(""));
-    let scenario = meshsim_scenario::load_in(&text, &file, &sets, base_dir)?;
+    let base = crate::sweep::Base::load_seeded(&args.scenario, &args.sets, args.seed)?;
+    let (file, scenario) = (base.file, base.scenario);
     let dir = match &args.out {
         Some(d) => d.clone(),
         None => fresh_dir(&args.scenario, scenario.run.seed),
@@ -84,22 +64,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // Replications: one run directory each (rep-000, rep-001, …), seeds
     // derived from the scenario's, all under one directory that appears
     // only when every replication is written.
-    if dir.exists() {
-        anyhow::bail!(
-            "{} already exists; choose another --out or remove it",
-            dir.display()
-        );
-    }
-    let name = dir
-        .file_name()
-        .map_or("run".into(), |n| n.to_string_lossy().into_owned());
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = (|| -> anyhow::Result<()> {
+    crate::staging::staged_dir(&dir, |tmp| {
         println!(
             "{:<8} {:>20} {:>9} {:>7} {:>9} {:>9}",
             "rep", "seed", "count", "errors", "p50_ms", "p99_ms"
@@ -124,12 +89,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 sc.run.seed, e.count, e.errors, e.p50_ms, e.p99_ms
             );
         }
-        std::fs::rename(&tmp, &dir).with_context(|| format!("renaming into {}", dir.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result?;
+        Ok(())
+    })?;
     println!("{reps} replications in {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }

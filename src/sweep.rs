@@ -81,9 +81,32 @@ pub(crate) struct Base {
 
 impl Base {
     pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<Base> {
+        Base::load_seeded(path, sets, None)
+    }
+
+    /// Reads the scenario at `path` (TOML, or an isotope graph in YAML,
+    /// converted), applies `--set` overrides and an optional seed, and
+    /// validates it. Data files it names are relative to its directory.
+    pub(crate) fn load_seeded(
+        path: &Path,
+        sets: &[String],
+        seed: Option<u64>,
+    ) -> anyhow::Result<Base> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
-        let sets = parse_sets(sets)?;
+        let text = if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            let opts = meshsim_trace::isotope::IsotopeOptions::default();
+            meshsim_trace::isotope::import_isotope(&text, &file, &opts)?.toml
+        } else {
+            text
+        };
+        let mut sets = parse_sets(sets)?;
+        if let Some(seed) = seed {
+            sets.push(("run.seed".into(), seed.to_string()));
+        }
         let dir = path.parent().unwrap_or(Path::new("")).to_owned();
         let scenario = meshsim_scenario::load_in(&text, &file, &sets, &dir)?;
         Ok(Base {
@@ -388,32 +411,15 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
             list.join(", ")
         );
     }
-    let parent = args
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let name = args
-        .out
-        .file_name()
-        .map_or("merged".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = (|| -> anyhow::Result<()> {
-        std::fs::create_dir_all(&tmp)?;
-        spec.write(&tmp)?;
+    crate::staging::staged_dir(&args.out, |tmp| {
+        spec.write(tmp)?;
         for (u, src) in all.iter().zip(&source) {
             let from = unit_dir(src.expect("checked above"), *u);
-            copy_dir(&from, &unit_dir(&tmp, *u))?;
+            copy_dir(&from, &unit_dir(tmp, *u))?;
         }
-        write_tables(&tmp, &spec)?;
-        std::fs::rename(&tmp, &args.out)
-            .with_context(|| format!("renaming into {}", args.out.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result?;
+        write_tables(tmp, &spec)?;
+        Ok(())
+    })?;
     // Read back what was merged, as a check and for the summary.
     let runs = present_runs(&args.out, &all)?;
     print_points(&args.out)?;

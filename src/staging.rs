@@ -1,0 +1,53 @@
+//! Output that appears whole or not at all: files and directories are
+//! written under a temporary sibling name and renamed into place.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// The temporary sibling of `path` (`.NAME.partial-PID` beside it), after
+/// creating `path`'s parent.
+pub(crate) fn sibling(path: &Path) -> anyhow::Result<PathBuf> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    Ok(parent.join(format!(".{name}.partial-{}", std::process::id())))
+}
+
+/// Creates directory `dir` (which must not exist) by `fill`ing a temporary
+/// sibling and renaming it; on any error the sibling is removed and `dir`
+/// never appears.
+pub(crate) fn staged_dir(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if dir.exists() {
+        anyhow::bail!(
+            "{} already exists; choose another --out or remove it",
+            dir.display()
+        );
+    }
+    let tmp = sibling(dir)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = (|| {
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        fill(&tmp)?;
+        std::fs::rename(&tmp, dir).with_context(|| format!("renaming into {}", dir.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = sibling(path)?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
