@@ -21,8 +21,9 @@ use meshsim_results::{RunFiles, RunTables};
 /// Arguments of `meshsim gap`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The scenario file (TOML).
-    scenario: PathBuf,
+    /// The scenario (its seed and `--set` overrides apply to both sides).
+    #[command(flatten)]
+    input: crate::sweep::ScenarioArgs,
     /// Which proxy the live sidecars are: meshsim, haproxy or nginx.
     #[arg(long, default_value = "meshsim")]
     proxy: ProxyKind,
@@ -30,12 +31,6 @@ pub struct Args {
     /// Default: a fresh directory under results/runs/.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Override the scenario's seed (both sides).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Override any scenario field (both sides): `--set workload.rate=500`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
 }
 
 /// One row of `gap.csv`.
@@ -114,10 +109,10 @@ pub fn gap_rows(sim: &RunTables, live: &RunTables) -> Vec<GapRow> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let sc = crate::live::load_scenario(&args.scenario, &args.sets, args.seed)?;
+    let sc = args.input.load()?.scenario;
     let dir = match &args.out {
         Some(d) => d.clone(),
-        None => fresh_dir(&args.scenario, args.proxy, sc.run.seed),
+        None => fresh_dir(&args.input.scenario, args.proxy, sc.run.seed),
     };
     if dir.exists() {
         anyhow::bail!(

@@ -10,29 +10,14 @@ use meshsim_live::orchestrate::{LiveOptions, LiveReport, ProxyKind};
 /// Arguments of `meshsim live`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The scenario file (TOML).
-    scenario: PathBuf,
+    #[command(flatten)]
+    input: crate::sweep::ScenarioArgs,
     /// Which proxy the sidecars are: meshsim, haproxy or nginx.
     #[arg(long, default_value = "meshsim")]
     proxy: ProxyKind,
     /// Output directory (must not exist). Default: a fresh directory under results/runs/.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Override the scenario's seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Override any scenario field: `--set workload.rate=500`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
-}
-
-/// Reads and validates a scenario with `--set` overrides and a seed.
-pub(crate) fn load_scenario(
-    path: &Path,
-    sets: &[String],
-    seed: Option<u64>,
-) -> anyhow::Result<meshsim_scenario::Scenario> {
-    Ok(crate::sweep::Base::load_seeded(path, sets, seed)?.scenario)
 }
 
 /// Runs `sc` live with sidecars of `proxy`; children are this executable.
@@ -92,10 +77,10 @@ pub(crate) fn print_report(r: &LiveReport) {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let sc = load_scenario(&args.scenario, &args.sets, args.seed)?;
+    let sc = args.input.load()?.scenario;
     let dir = match &args.out {
         Some(d) => d.clone(),
-        None => fresh_dir(&args.scenario, args.proxy, sc.run.seed),
+        None => fresh_dir(&args.input.scenario, args.proxy, sc.run.seed),
     };
     if dir.exists() {
         anyhow::bail!(

@@ -9,17 +9,11 @@ use meshsim_results::{write_run_with, Meta, RunFiles};
 /// Arguments of `meshsim run`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The scenario file (TOML).
-    scenario: PathBuf,
+    #[command(flatten)]
+    input: crate::sweep::ScenarioArgs,
     /// Output directory (must not exist). Default: a fresh directory under results/runs/.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Override the scenario's seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Override any scenario field: `--set services.api.instances=4`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
     /// Also write the first N requests after the warm-up as OTLP/JSON spans
     /// (traces.json), for Jaeger or any OpenTelemetry tool.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -27,11 +21,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let base = crate::sweep::Base::load_seeded(&args.scenario, &args.sets, args.seed)?;
+    let base = args.input.load()?;
     let (file, scenario) = (base.file, base.scenario);
     let dir = match &args.out {
         Some(d) => d.clone(),
-        None => fresh_dir(&args.scenario, scenario.run.seed),
+        None => fresh_dir(&args.input.scenario, scenario.run.seed),
     };
     let reps = scenario.run.replications;
     if reps <= 1 {

@@ -70,6 +70,26 @@ pub(crate) fn parse_sets(sets: &[String]) -> anyhow::Result<Vec<(String, String)
         .collect()
 }
 
+/// The scenario arguments `run`, `live` and `gap` share.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ScenarioArgs {
+    /// The scenario file (TOML, or an isotope graph in YAML).
+    pub scenario: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override any scenario field: `--set services.api.instances=4`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+impl ScenarioArgs {
+    /// Reads, overrides and validates the scenario.
+    pub(crate) fn load(&self) -> anyhow::Result<Base> {
+        Base::load_seeded(&self.scenario, &self.sets, self.seed)
+    }
+}
+
 /// A scenario file and the overrides every variant of it gets.
 pub(crate) struct Base {
     pub file: String,
