@@ -11,7 +11,7 @@
 //! instance shares, as `meshsim plot` draws them).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -112,7 +112,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let sc = args.input.load()?.scenario;
     let dir = match &args.out {
         Some(d) => d.clone(),
-        None => fresh_dir(&args.input.scenario, args.proxy, sc.run.seed),
+        None => crate::staging::fresh_run_dir(
+            &args.input.scenario,
+            &format!("-gap-{}", args.proxy.name()),
+            sc.run.seed,
+        ),
     };
     if dir.exists() {
         anyhow::bail!(
@@ -190,20 +194,4 @@ fn print_rows(rows: &[GapRow]) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn fresh_dir(scenario: &Path, proxy: ProxyKind, seed: u64) -> PathBuf {
-    let stem = scenario
-        .file_stem()
-        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let base = Path::new("results/runs");
-    let name = format!("{stem}-gap-{}-s{seed}", proxy.name());
-    let first = base.join(&name);
-    if !first.exists() {
-        return first;
-    }
-    (2..)
-        .map(|k| base.join(format!("{name}-{k}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
 }

@@ -1,7 +1,7 @@
 //! `meshsim live SCENARIO`: the scenario with real processes on loopback
 //! (see `meshsim_live::orchestrate`), written as the same result tables.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -80,7 +80,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let sc = args.input.load()?.scenario;
     let dir = match &args.out {
         Some(d) => d.clone(),
-        None => fresh_dir(&args.input.scenario, args.proxy, sc.run.seed),
+        None => crate::staging::fresh_run_dir(
+            &args.input.scenario,
+            &format!("-live-{}", args.proxy.name()),
+            sc.run.seed,
+        ),
     };
     if dir.exists() {
         anyhow::bail!(
@@ -93,21 +97,4 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     report.write(&dir)?;
     println!("tables in {}", dir.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `results/runs/<stem>-live-<proxy>-s<seed>[-k]`, the first that does not exist.
-fn fresh_dir(scenario: &Path, proxy: ProxyKind, seed: u64) -> PathBuf {
-    let stem = scenario
-        .file_stem()
-        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let base = Path::new("results/runs");
-    let name = format!("{stem}-live-{}-s{seed}", proxy.name());
-    let first = base.join(&name);
-    if !first.exists() {
-        return first;
-    }
-    (2..)
-        .map(|k| base.join(format!("{name}-{k}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
 }

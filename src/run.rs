@@ -1,7 +1,7 @@
 //! `meshsim run SCENARIO`: one simulated run → result tables.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use meshsim_results::{write_run_with, Meta, RunFiles};
@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (file, scenario) = (base.file, base.scenario);
     let dir = match &args.out {
         Some(d) => d.clone(),
-        None => fresh_dir(&args.input.scenario, scenario.run.seed),
+        None => crate::staging::fresh_run_dir(&args.input.scenario, "", scenario.run.seed),
     };
     let reps = scenario.run.replications;
     if reps <= 1 {
@@ -196,20 +196,4 @@ fn print_summary(tables: &meshsim_results::RunTables) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// `results/runs/<scenario stem>-s<seed>[-k]`, the first that does not exist.
-fn fresh_dir(scenario: &Path, seed: u64) -> PathBuf {
-    let stem = scenario
-        .file_stem()
-        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let base = Path::new("results/runs");
-    let first = base.join(format!("{stem}-s{seed}"));
-    if !first.exists() {
-        return first;
-    }
-    (2..)
-        .map(|k| base.join(format!("{stem}-s{seed}-{k}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
 }

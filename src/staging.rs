@@ -51,3 +51,21 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
 }
+
+/// `results/runs/<scenario stem><tag>-s<seed>[-k]`, the first that does not
+/// exist: the default output directory of `run` (no tag), `live` and `gap`.
+pub(crate) fn fresh_run_dir(scenario: &Path, tag: &str, seed: u64) -> PathBuf {
+    let stem = scenario
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let base = Path::new("results/runs");
+    let name = format!("{stem}{tag}-s{seed}");
+    let first = base.join(&name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|k| base.join(format!("{name}-{k}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
