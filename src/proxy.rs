@@ -73,6 +73,9 @@ fn config(args: &Args) -> anyhow::Result<ProxyConfig> {
                 max_body_bytes: 16 << 20,
                 clusters: vec![cluster],
                 routes: Vec::new(),
+                tls: None,
+                authz: Vec::new(),
+                jwt: None,
             }
         }
     };

@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod authz;
 pub mod balance;
 pub mod breaker;
 pub mod discovery;

@@ -31,6 +31,20 @@ impl Clock {
         }
     }
 
+    /// The wall clock, for what must be stated in calendar time:
+    /// certificate validity and token expiry (`exp`, `nbf`). Nothing else
+    /// in live mode uses it; intervals use [`Clock::now`].
+    pub fn wall_now() -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+
+    /// Seconds since the Unix epoch on the wall clock (0 before 1970).
+    pub fn unix_secs() -> u64 {
+        Clock::wall_now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
     /// Nanoseconds since the origin.
     #[inline]
     pub fn now(&self) -> Time {

@@ -54,6 +54,73 @@ pub fn client(max_idle: usize, idle: std::time::Duration) -> HttpClient {
         .build(conn)
 }
 
+/// A pooled client over mutual TLS.
+pub type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+
+/// A cluster's client: plaintext or mutual TLS, HTTP/1.1 or HTTP/2.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    /// `http://` endpoints.
+    Plain(HttpClient),
+    /// `https://` endpoints, with the sidecar's certificate.
+    Tls(TlsClient),
+}
+
+impl Upstream {
+    /// A client: `max_idle` idle connections per endpoint kept `idle`
+    /// long; HTTP/2 only when `h2` (prior knowledge, or ALPN over TLS);
+    /// mutual TLS when `tls` is given.
+    pub fn new(
+        max_idle: usize,
+        idle: std::time::Duration,
+        h2: bool,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Upstream {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+        let mut b = Client::builder(TokioExecutor::new());
+        b.pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(max_idle)
+            .pool_idle_timeout(idle)
+            .http2_only(h2);
+        if h2 {
+            b.timer(TokioTimer::new());
+        }
+        match tls {
+            None => Upstream::Plain(b.build(conn)),
+            Some(cfg) => {
+                conn.enforce_http(false);
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(cfg)
+                    .https_only();
+                let https = if h2 {
+                    https.enable_http2().wrap_connector(conn)
+                } else {
+                    https.enable_http1().wrap_connector(conn)
+                };
+                Upstream::Tls(b.build(https))
+            }
+        }
+    }
+
+    /// Sends a request (its URI's scheme must be [`Upstream::scheme`]).
+    pub fn request(&self, req: hyper::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            Upstream::Plain(c) => c.request(req),
+            Upstream::Tls(c) => c.request(req),
+        }
+    }
+
+    /// The URL scheme its endpoints are reached with.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Upstream::Plain(_) => "http",
+            Upstream::Tls(_) => "https",
+        }
+    }
+}
+
 /// Binds a TCP listener, with an error that names the address.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, std::io::Error> {
     tokio::net::TcpListener::bind(addr)

@@ -21,12 +21,14 @@ pub mod backend;
 pub mod clock;
 pub mod discovery;
 pub mod http;
+pub mod jwt;
 pub mod load;
 pub mod orchestrate;
 pub mod proxy;
 pub mod sample;
 pub mod serve;
 pub mod shutdown;
+pub mod tls;
 
 /// A tokio runtime for one of the live programs: `workers` threads (1 gives
 /// a current-thread runtime: one core, as a one-worker nginx or HAProxy).

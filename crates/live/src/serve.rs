@@ -1,7 +1,9 @@
 //! The accept loop every live server shares: HTTP/1.1 with keep-alive (or
 //! HTTP/2 with prior knowledge),
 //! bounded header size and header read time, a cap on open connections,
-//! and graceful drain on shutdown.
+//! and graceful drain on shutdown. With [`Inbound`] TLS the listener
+//! requires mutual TLS: HTTP/2 or HTTP/1.1 by ALPN, the peer's SPIFFE ID
+//! handed to the handler as a [`PeerIdentity`] request extension.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -63,12 +65,40 @@ async fn peek_full(stream: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::R
     }
 }
 
+/// A listener's TLS: the acceptor and where handshakes are counted.
+#[derive(Clone)]
+pub struct Inbound {
+    /// The rustls acceptor (client certificates required).
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Handshake counters.
+    pub stats: Arc<crate::tls::TlsStats>,
+}
+
+/// The peer's identity on a mutual-TLS connection (`None` in plaintext),
+/// found in every request's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct PeerIdentity(pub Option<Arc<str>>);
+
 /// Serves `handler` on `listener` until `shutdown` fires, then drains.
 /// Clients may speak HTTP/1.1 or HTTP/2 with prior knowledge (h2c).
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     shutdown: Shutdown,
     limits: ServerLimits,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
+    serve_with(listener, shutdown, limits, None, handler).await
+}
+
+/// [`serve`], with mutual TLS on every connection when `tls` is given.
+pub async fn serve_with<F, Fut>(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    limits: ServerLimits,
+    tls: Option<Inbound>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -107,6 +137,47 @@ pub async fn serve<F, Fut>(
         let watcher = graceful.watcher();
         let (h1, h2) = (builder.clone(), h2.clone());
         let wait = Duration::from_millis(limits.header_read_timeout_ms);
+        if let Some(tls) = tls.clone() {
+            tokio::spawn(async move {
+                // The handshake, like the request head, must finish in time.
+                let accepted = tokio::time::timeout(wait, tls.acceptor.accept(stream)).await;
+                let stream = match accepted {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tls.stats.failed(crate::tls::failure_reason(&e));
+                        return;
+                    }
+                    Err(_) => {
+                        tls.stats.failed("handshake_timeout");
+                        return;
+                    }
+                };
+                let conn = stream.get_ref().1;
+                tls.stats.completed(crate::tls::handshake_kind(conn));
+                let peer = PeerIdentity(
+                    conn.peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(crate::tls::spiffe_of)
+                        .map(Arc::from),
+                );
+                let is_h2 = conn.alpn_protocol() == Some(b"h2".as_slice());
+                let svc = service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(peer.clone());
+                    h(req)
+                });
+                if is_h2 {
+                    let _ = watcher
+                        .watch(h2.serve_connection(TokioIo::new(stream), svc))
+                        .await;
+                } else {
+                    let _ = watcher
+                        .watch(h1.serve_connection(TokioIo::new(stream), svc))
+                        .await;
+                }
+                drop(slot);
+            });
+            continue;
+        }
         tokio::spawn(async move {
             // HTTP/2 with prior knowledge (h2c) starts with its preface;
             // anything else is served as HTTP/1.1. A client that sends

@@ -37,7 +37,8 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
                 .collect();
             let refs: Vec<(String, &super::cluster::Inner)> =
                 guards.iter().map(|(n, g)| (n.clone(), &**g)).collect();
-            let text = super::metrics::render(&refs, now);
+            let mut text = super::metrics::render(&refs, now);
+            text.push_str(&sh.security.render());
             drop(refs);
             drop(guards);
             let mut r = http::text(StatusCode::OK, text);

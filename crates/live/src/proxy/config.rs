@@ -19,6 +19,30 @@
 //! cluster = "api"
 //! ```
 //!
+//! Security (all off unless given; see [`crate::tls`] and README):
+//!
+//! ```toml
+//! [tls]                            # this sidecar's workload identity
+//! ca_cert = "ca.pem"               # the mesh CA (`meshsim certs` writes both)
+//! ca_key = "ca-key.pem"
+//! identity = "frontend"            # or a full spiffe:// ID
+//! rotate_every = "1h"              # optional; new certificate, upstream pools drained
+//! inbound = true                   # the listener requires mutual TLS
+//!
+//! [[clusters]]
+//! name = "api"
+//! tls = { identities = ["api"] }   # mTLS to upstreams that prove one of these
+//!
+//! [[authz]]                        # Istio AuthorizationPolicy on inbound requests
+//! action = "deny"
+//! rules = [{ from = [{ principals = ["spiffe://meshsim.local/ns/default/sa/batch"] }] }]
+//!
+//! [jwt]                            # validate bearer tokens at the entry
+//! issuer = "https://issuer.example"
+//! audiences = ["api"]
+//! jwks = "jwks.json"
+//! ```
+//!
 //! Routing: the first route whose `host` (if set) equals the request's host
 //! (without port) and whose `path_prefix` (if set) starts the path wins.
 //! Without routes, a request whose host is a cluster's name goes to that
@@ -59,6 +83,75 @@ pub struct ProxyConfig {
     /// Routes (optional; see the module docs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    /// This sidecar's mTLS identity and listener (off unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ProxyTls>,
+    /// Authorization policies on inbound requests (Istio semantics; see
+    /// [`meshsim_core::authz`]); none allows everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authz: Vec<meshsim_core::authz::Policy>,
+    /// JWT validation of inbound requests (off unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<crate::jwt::JwtConfig>,
+}
+
+/// A sidecar's mutual-TLS identity.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyTls {
+    /// The mesh CA certificate (PEM): the trust root for peers.
+    pub ca_cert: std::path::PathBuf,
+    /// The mesh CA key (PEM): the sidecar issues its own workload
+    /// certificate with it (standing in for a CSR to the mesh's CA).
+    pub ca_key: std::path::PathBuf,
+    /// The workload identity: a SPIFFE ID, or a service account name that
+    /// becomes `spiffe://meshsim.local/ns/default/sa/NAME`.
+    pub identity: String,
+    /// Lifetime of each workload certificate (default 24 h, Istio's).
+    #[serde(default = "day")]
+    pub cert_ttl: Nanos,
+    /// Issue a new certificate this often (default: never). Upstream
+    /// connection pools are drained on each rotation, so new requests
+    /// handshake with the new certificate (as Envoy does on an SDS update);
+    /// requests in flight finish on their connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_every: Option<Nanos>,
+    /// Session resumption (TLS 1.3 tickets / TLS 1.2 session IDs) on both
+    /// ends (default on).
+    #[serde(default = "yes")]
+    pub resumption: bool,
+    /// The client listener requires mutual TLS (the receiving sidecar).
+    #[serde(default)]
+    pub inbound: bool,
+}
+
+fn day() -> Nanos {
+    Nanos::from_secs(86_400)
+}
+fn yes() -> bool {
+    true
+}
+
+/// mTLS to a cluster's endpoints.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// Identities (SPIFFE IDs or service account names) the endpoints may
+    /// prove; empty accepts any certificate of the mesh CA.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<String>,
+}
+
+/// The HTTP version spoken to a cluster's endpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive: one request per connection at a time.
+    #[default]
+    Http1,
+    /// HTTP/2 (prior knowledge in plaintext, ALPN over TLS): requests
+    /// multiplexed on one connection per endpoint, as Envoy-to-Envoy in a mesh.
+    Http2,
 }
 
 fn any_port() -> SocketAddr {
@@ -102,6 +195,23 @@ pub struct ClusterConfig {
     /// get 429. Off unless given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<TokenBucketConfig>,
+    /// HTTP version to the endpoints (default `http1`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub protocol: UpstreamProtocol,
+    /// Mutual TLS to the endpoints (needs the proxy's `[tls]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
+    /// Idle connections kept per endpoint (default 1024); 0 opens a new
+    /// connection for every request (each a new TLS handshake with mTLS).
+    #[serde(default = "max_idle")]
+    pub pool_max_idle: usize,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+fn max_idle() -> usize {
+    1024
 }
 
 fn healthz() -> String {
@@ -298,6 +408,40 @@ impl ProxyConfig {
                         c.name
                     ));
                 }
+            }
+        }
+        for (i, c) in self.clusters.iter().enumerate() {
+            if let Some(t) = &c.tls {
+                if self.tls.is_none() {
+                    return bad(format!(
+                        "clusters[{i}] ({}).tls: mTLS to a cluster needs the proxy's own [tls] identity (ca_cert, ca_key, identity)",
+                        c.name
+                    ));
+                }
+                for id in &t.identities {
+                    if let Err(e) = crate::tls::identity_of(id) {
+                        return bad(format!("clusters[{i}] ({}).tls.identities: {e}", c.name));
+                    }
+                }
+            }
+        }
+        if let Some(t) = &self.tls {
+            if let Err(e) = crate::tls::identity_of(&t.identity) {
+                return bad(format!("tls.identity: {e}"));
+            }
+            if t.cert_ttl < Nanos::from_secs(1) {
+                return bad("tls.cert_ttl: expected at least \"1s\"".into());
+            }
+            if t.rotate_every.is_some_and(|r| r < Nanos::from_millis(10)) {
+                return bad("tls.rotate_every: expected at least \"10ms\"".into());
+            }
+        }
+        if let Err(e) = meshsim_core::authz::validate(&self.authz) {
+            return bad(e);
+        }
+        if let Some(j) = &self.jwt {
+            if j.issuer.is_empty() {
+                return bad("jwt.issuer is empty: expected the `iss` tokens must carry".into());
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

@@ -104,9 +104,11 @@ pub(crate) async fn forward(
         tried.push(id);
         let attempt_deadline = per_try.map_or(deadline, |p| (started + p).min(deadline));
         let (b, path) = (body.clone(), path.to_owned());
-        let fut: AttemptFuture<'_> = Box::pin(async move {
-            send(sh, &sh.client, &base, &path, parts, b, attempt_deadline).await
-        });
+        let client = cluster.client();
+        let fut: AttemptFuture<'_> =
+            Box::pin(
+                async move { send(sh, &client, &base, &path, parts, b, attempt_deadline).await },
+            );
         Some(InFlight {
             attempt,
             id,

@@ -26,6 +26,7 @@ pub mod config;
 mod hedge;
 pub mod limits;
 pub mod metrics;
+pub mod security;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -42,10 +43,11 @@ use meshsim_core::retry::policy::{GiveUpReason, RetryDecision};
 use meshsim_core::{Completion, Nanos, Outcome, PickRequest, Time};
 
 use crate::clock::Clock;
-use crate::http::{self, Body, HttpClient};
+use crate::http::{self, Body, HttpClient, Upstream};
 use crate::shutdown::Shutdown;
 use cluster::Inner;
 pub use config::{ClusterConfig, EndpointSpec, ProxyConfig, Route};
+use security::Security;
 
 /// One cluster: its name, config and state.
 #[derive(Debug)]
@@ -55,9 +57,20 @@ pub struct Cluster {
     /// As configured (the policy; endpoints may have changed since).
     pub config: ClusterConfig,
     inner: Mutex<Inner>,
+    /// The client to its endpoints (replaced, pool and all, on a
+    /// certificate rotation).
+    client: std::sync::RwLock<Upstream>,
 }
 
 impl Cluster {
+    /// The client to use now.
+    pub fn client(&self) -> Upstream {
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Locks the state (a panicked holder does not poison it for good).
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -74,6 +87,8 @@ pub struct Shared {
     /// The proxy's clock.
     pub clock: Clock,
     client: HttpClient,
+    /// mTLS identity, authorization and JWT.
+    pub security: Security,
     /// Host names (without port) that absolute-form URIs may name.
     local_hosts: Vec<String>,
 }
@@ -110,15 +125,18 @@ impl Proxy {
             .map_err(|e| ProxyError::Config(e.to_string()))?;
         let clock = Clock::start();
         let now = clock.now();
+        let security = Security::start(&config).map_err(ProxyError::Config)?;
         let mut clusters = Vec::new();
         for (i, c) in config.clusters.iter().enumerate() {
             // One random stream per cluster, derived from the proxy's seed.
             let seed = config.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1));
             let inner = Inner::new(c, seed, now).map_err(ProxyError::Config)?;
+            let client = upstream_client(c, &security).map_err(ProxyError::Config)?;
             clusters.push(Cluster {
                 name: c.name.clone(),
                 config: c.clone(),
                 inner: Mutex::new(inner),
+                client: std::sync::RwLock::new(client),
             });
         }
         let listener = http::bind(config.listen).await?;
@@ -138,19 +156,33 @@ impl Proxy {
                 local_hosts.push(h.clone());
             }
         }
+        let inbound = match &security.tls {
+            Some(t) => t
+                .inbound()
+                .map_err(|e| ProxyError::Config(format!("tls: {e}")))?,
+            None => None,
+        };
         let shared = Arc::new(Shared {
             clusters,
             clock,
             client: http::client(1024, std::time::Duration::from_secs(60)),
+            security,
             local_hosts,
             config,
         });
         let shutdown = Shutdown::new();
         let mut tasks = tasks::spawn_background(&shared, &shutdown);
+        if let Some(every) = shared.config.tls.as_ref().and_then(|t| t.rotate_every) {
+            tasks.push(tokio::spawn(rotate_loop(
+                shared.clone(),
+                shutdown.clone(),
+                every,
+            )));
+        }
         let (sh, sd) = (shared.clone(), shutdown.clone());
         let limits = shared.config.limits;
         tasks.push(tokio::spawn(async move {
-            crate::serve::serve(listener, sd, limits, move |req| {
+            crate::serve::serve_with(listener, sd, limits, inbound, move |req| {
                 let sh = sh.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&sh, req).await) }
             })
@@ -192,6 +224,56 @@ impl Proxy {
     /// The shutdown handle (to stop from a signal handler).
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()
+    }
+}
+
+/// A cluster's client, as its `protocol`, `tls` and `pool_max_idle` say.
+fn upstream_client(c: &ClusterConfig, security: &Security) -> Result<Upstream, String> {
+    let tls = match (&c.tls, &security.tls) {
+        (Some(up), Some(rt)) => Some(
+            rt.client_config(up)
+                .map_err(|e| format!("clusters ({}).tls: {e}", c.name))?,
+        ),
+        (Some(_), None) => {
+            return Err(format!(
+                "clusters ({}).tls needs the proxy's [tls] identity",
+                c.name
+            ))
+        }
+        (None, _) => None,
+    };
+    Ok(Upstream::new(
+        c.pool_max_idle,
+        std::time::Duration::from_secs(60),
+        c.protocol == config::UpstreamProtocol::Http2,
+        tls,
+    ))
+}
+
+/// Issues a new workload certificate every `every` and drains the
+/// mTLS clusters' pools, so that new requests handshake with it.
+async fn rotate_loop(sh: Arc<Shared>, sd: Shutdown, every: Nanos) {
+    let Some(rt) = sh.security.tls.as_ref() else {
+        return;
+    };
+    let mut next = sh.clock.now() + every;
+    loop {
+        tokio::select! {
+            _ = sh.clock.sleep_until(next) => {}
+            _ = sd.wait() => return,
+        }
+        next += every;
+        if rt.rotate().is_err() {
+            // Keep the current certificate; the next period tries again.
+            continue;
+        }
+        for c in &sh.clusters {
+            if c.config.tls.is_some() {
+                if let Ok(fresh) = upstream_client(&c.config, &sh.security) {
+                    *c.client.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                }
+            }
+        }
     }
 }
 
@@ -256,6 +338,9 @@ async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
             StatusCode::METHOD_NOT_ALLOWED,
             "CONNECT is not supported: meshsim-proxy is not an open proxy\n",
         );
+    }
+    if let Some(refused) = sh.security.check(&req) {
+        return refused;
     }
     let host = host_of(&req);
     // Absolute-form URIs may only name this proxy or its clusters.
@@ -461,7 +546,8 @@ async fn forward(
             }
         };
         let deadline = state.attempt_deadline(now);
-        let attempt = send(sh, &sh.client, &base, &path, parts, body.clone(), deadline).await;
+        let client = cluster.client();
+        let attempt = send(sh, &client, &base, &path, parts, body.clone(), deadline).await;
         let end = sh.clock.now();
         let outcome = match &attempt {
             Attempt::Response(p, _) => Outcome::Status(p.status.as_u16()),
@@ -590,16 +676,19 @@ pub(crate) fn local_answer(o: Outcome) -> Response<Body> {
 /// Sends one attempt and buffers its response, all before `deadline`.
 pub(crate) async fn send(
     sh: &Shared,
-    client: &HttpClient,
+    client: &Upstream,
     base: &str,
     path: &str,
     parts: &hyper::http::request::Parts,
     body: Bytes,
     deadline: Time,
 ) -> Attempt {
-    let mut b = Request::builder()
-        .method(parts.method.clone())
-        .uri(format!("{base}{path}"));
+    // Endpoints are kept as `http://IP:PORT`; over mTLS they are `https`.
+    let uri = match base.strip_prefix("http") {
+        Some(rest) => format!("{}{rest}{path}", client.scheme()),
+        None => format!("{base}{path}"),
+    };
+    let mut b = Request::builder().method(parts.method.clone()).uri(uri);
     if let Some(h) = b.headers_mut() {
         for (k, v) in &parts.headers {
             h.append(k.clone(), v.clone());

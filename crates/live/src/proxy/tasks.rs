@@ -96,7 +96,7 @@ async fn health_loop(sh: Arc<Shared>, sd: Shutdown, i: usize, id: EndpointId) {
                 apply_transition(&sh, i, id, t.map(|t| t.unhealthy()), now, false)
             }
             Some(Action::SendCheck) => {
-                let result = probe(&sh, addr, &path, deadline).await;
+                let result = probe(&sh, &sh.clusters[i].client(), addr, &path, deadline).await;
                 let now = sh.clock.now();
                 let t = {
                     let mut c = cluster.lock();
@@ -141,12 +141,22 @@ fn apply_transition(
     }
 }
 
-async fn probe(sh: &Shared, addr: std::net::SocketAddr, path: &str, deadline: Time) -> CheckResult {
-    let Ok(req) = Request::get(format!("http://{addr}{path}")).body(Body::default()) else {
+/// One health check, over the cluster's own client (so through mTLS
+/// when the cluster uses it, as Envoy's health checks use the cluster's
+/// transport socket).
+async fn probe(
+    sh: &Shared,
+    client: &crate::http::Upstream,
+    addr: std::net::SocketAddr,
+    path: &str,
+    deadline: Time,
+) -> CheckResult {
+    let url = format!("{}://{addr}{path}", client.scheme());
+    let Ok(req) = Request::get(url).body(Body::default()) else {
         return CheckResult::NetworkFailure;
     };
     let fut = async {
-        match sh.client.request(req).await {
+        match client.request(req).await {
             Ok(r) => {
                 let s = r.status().as_u16();
                 let _ = r.into_body().collect().await;
