@@ -20,6 +20,10 @@ pub struct Args {
     /// Write the TOML fragment to this file (atomically) instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Measure mutual TLS instead (meshsim-proxy, one hop of two sidecars):
+    /// record-layer and handshake costs as `[mesh.defaults.tls]`.
+    #[arg(long)]
+    tls: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -29,14 +33,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             args.duration
         );
     }
-    let exe = std::env::current_exe().context("finding the meshsim executable")?;
-    let opts = LiveOptions::new(exe, args.proxy);
-    let rt = meshsim_live::runtime(1).context("starting the async runtime")?;
-    let c = rt.block_on(meshsim_live::orchestrate::calibrate::calibrate(
-        &opts,
-        args.duration,
-    ))?;
-    let text = c.to_toml();
+    let text = if args.tls {
+        if args.proxy != ProxyKind::Meshsim {
+            anyhow::bail!(
+                "--tls measures meshsim-proxy's mTLS; drop --proxy {}",
+                args.proxy.name()
+            );
+        }
+        let rt = meshsim_live::runtime(1).context("starting the async runtime")?;
+        rt.block_on(meshsim_live::tls_calibrate::calibrate(args.duration))?
+            .to_toml()
+    } else {
+        let exe = std::env::current_exe().context("finding the meshsim executable")?;
+        let opts = LiveOptions::new(exe, args.proxy);
+        let rt = meshsim_live::runtime(1).context("starting the async runtime")?;
+        rt.block_on(meshsim_live::orchestrate::calibrate::calibrate(
+            &opts,
+            args.duration,
+        ))?
+        .to_toml()
+    };
     match &args.out {
         None => print!("{text}"),
         Some(p) => {

@@ -9,6 +9,7 @@ mod algorithms;
 mod backend;
 mod bench;
 mod calibrate;
+mod certs;
 mod compare;
 mod fit;
 mod gap;
@@ -46,6 +47,10 @@ enum Command {
     Load(load::Args),
     /// Live: a sidecar proxy running meshsim's algorithms.
     Proxy(proxy::Args),
+    /// Live: a throwaway mesh CA, workload certificates (SPIFFE IDs) and a JWT key.
+    Certs(certs::Args),
+    /// Live: sign a JWT for `meshsim proxy`'s [jwt] validation.
+    Token(certs::TokenArgs),
     /// The engine benchmark suite: events/s, requests/s and peak memory per case.
     Bench(bench::Args),
     /// Write a synthetic topology (tree, chain or random DAG) as a scenario.
@@ -86,6 +91,8 @@ fn main() -> ExitCode {
         Command::Discovery(args) => proxy::run_discovery(&args),
         Command::Load(args) => load::run(&args),
         Command::Proxy(args) => proxy::run(&args),
+        Command::Certs(args) => certs::run(&args),
+        Command::Token(args) => certs::token(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Import(args) => import::run(&args),

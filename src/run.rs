@@ -47,6 +47,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 a.tls_full, a.tls_resumed
             );
         }
+        if a.authz_denied > 0 {
+            println!("authorization: {} calls denied (403)", a.authz_denied);
+        }
         println!(
             "{} events in {:.2}s wall; tables in {}",
             out.events,

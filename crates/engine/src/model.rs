@@ -39,6 +39,8 @@ pub struct Accounting {
     pub tls_full: u64,
     /// Resumed mutual-TLS handshakes.
     pub tls_resumed: u64,
+    /// Calls denied (403) by the callee's authorization policies.
+    pub authz_denied: u64,
 }
 
 /// Runs `sc` (validated) with its seed.

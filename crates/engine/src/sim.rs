@@ -904,6 +904,28 @@ impl<'a> Sim<'a> {
             );
             return;
         }
+        // Authorization at the callee's sidecar: a denied call is answered
+        // 403 there and never reaches a worker.
+        let denied = self.calls.get(a.call).is_some_and(|c| {
+            self.w.sidecars[c.sidecar as usize]
+                .authz_denied
+                .get(endpoint as usize)
+                .copied()
+                .unwrap_or(false)
+        });
+        if denied {
+            self.acct.authz_denied += 1;
+            let zone = self.w.instances[inst as usize].zone;
+            let back = self.one_way(zone, back_zone, back_latency);
+            self.q.push(
+                self.now + back,
+                Event::Response {
+                    att,
+                    outcome: Outcome::Status(403),
+                },
+            );
+            return;
+        }
         let svc = &self.w.services[self.w.instances[inst as usize].svc as usize];
         let (concurrency, cap) = (svc.concurrency, svc.queue_capacity);
         let work = self.works.insert(Work {

@@ -101,6 +101,9 @@ pub(crate) struct Sidecar {
     pub hedger: Option<meshsim_core::retry::hedge::Hedger>,
     /// Mutual TLS connections to the upstream's instances, when on.
     pub tls: Option<crate::tls::TlsConns>,
+    /// Per callee endpoint: whether the callee's authorization policies
+    /// deny this caller (empty when the callee has none).
+    pub authz_denied: Vec<bool>,
 }
 
 /// Everything that does not change while the simulation runs, plus the
@@ -467,6 +470,7 @@ impl World {
                 .tls
                 .filter(|t| t.enabled)
                 .map(|t| crate::tls::TlsConns::new(t, ids.len())),
+            authz_denied: authz_denied(sc, from, svc, policy.tls.is_some_and(|t| t.enabled)),
         });
         Ok(idx)
     }
@@ -479,4 +483,33 @@ impl World {
             .find(|(c, _)| *c == callee)
             .map(|&(_, s)| s)
     }
+}
+
+/// Which of `callee`'s endpoints deny calls from `from`: the verdict of its
+/// authorization policies on a `GET /ENDPOINT` whose principal is the
+/// caller's SPIFFE ID under mutual TLS and none in plaintext. Decided once
+/// per sidecar: nothing else in a simulated request varies.
+fn authz_denied(sc: &Scenario, from: &str, callee: &Svc, mtls: bool) -> Vec<bool> {
+    let policies = sc.mesh.authz_for(&callee.name);
+    if policies.is_empty() {
+        return Vec::new();
+    }
+    let principal = mtls.then(|| meshsim_core::authz::spiffe_id(from));
+    callee
+        .endpoints
+        .iter()
+        .map(|e| {
+            let path = if callee.named {
+                format!("/{}", e.name)
+            } else {
+                "/".to_owned()
+            };
+            let req = meshsim_core::authz::Request {
+                principal: principal.as_deref(),
+                method: "GET",
+                path: &path,
+            };
+            !meshsim_core::authz::evaluate(&policies, &req).allowed()
+        })
+        .collect()
 }

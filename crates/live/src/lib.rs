@@ -29,6 +29,7 @@ pub mod sample;
 pub mod serve;
 pub mod shutdown;
 pub mod tls;
+pub mod tls_calibrate;
 
 /// A tokio runtime for one of the live programs: `workers` threads (1 gives
 /// a current-thread runtime: one core, as a one-worker nginx or HAProxy).

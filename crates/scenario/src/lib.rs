@@ -35,7 +35,7 @@ pub use dist::{parse_empirical, Dist, MixturePart};
 pub use error::{Problem, ScenarioError};
 pub use faults::{Fault, FaultKind};
 pub use graph::{Call, EndpointSpec, Step};
-pub use mesh::{EdgePolicy, Mesh, Policy, Sidecar, Tls, CLIENT};
+pub use mesh::{AuthzPolicy, EdgePolicy, Mesh, Policy, Sidecar, Tls, CLIENT};
 pub use network::{Network, ZonePair};
 
 use std::path::Path;
@@ -1062,6 +1062,27 @@ impl Scenario {
             let to = e.to.clone().unwrap_or_else(|| self.workload.entry.clone());
             for (k, m) in self.mesh.policy(&from, &to).problems() {
                 add(format!("mesh.edges[{i}].{k}"), m);
+            }
+        }
+        for (i, a) in self.mesh.authz.iter().enumerate() {
+            if self.service(&a.service).is_none() {
+                add(
+                    format!("mesh.authz[{i}].service"),
+                    format!("no service named {:?}", a.service),
+                );
+            }
+            let one = [meshsim_core::authz::Policy {
+                name: a.name.clone(),
+                action: a.action,
+                rules: a.rules.clone(),
+            }];
+            if let Err(e) = meshsim_core::authz::validate(&one) {
+                // The core names the policy authz[0]; this is mesh.authz[i].
+                let e = e.replacen("authz[0]", &format!("mesh.authz[{i}]"), 1);
+                match e.split_once(": ") {
+                    Some((k, m)) => add(k.to_owned(), m.to_owned()),
+                    None => add(format!("mesh.authz[{i}]"), e),
+                }
             }
         }
         p

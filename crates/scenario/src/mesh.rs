@@ -22,6 +22,52 @@ pub struct Mesh {
     /// Overrides for particular edges; later entries win.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edges: Vec<EdgePolicy>,
+    /// Authorization policies, enforced at the called service's sidecar
+    /// (Istio `AuthorizationPolicy` semantics, see [`meshsim_core::authz`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authz: Vec<AuthzPolicy>,
+}
+
+/// An authorization policy on one service's workloads.
+///
+/// The request's principal is the caller's SPIFFE ID
+/// (`spiffe://meshsim.local/ns/default/sa/CALLER`, the load generator being
+/// `client`) when the edge has mutual TLS on, and none in plaintext, as in
+/// a mesh; its method is `GET` and its path `/ENDPOINT` (`/` for a service
+/// without named endpoints). A denied call is answered 403 by the callee's
+/// sidecar without reaching its workers.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzPolicy {
+    /// The service whose inbound calls this policy governs.
+    pub service: String,
+    /// A name (for reports).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// `allow` (default) or `deny`.
+    #[serde(default)]
+    pub action: meshsim_core::authz::Action,
+    /// Rules; absent matches nothing (an allow policy without rules denies
+    /// all), `[{}]` matches everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<meshsim_core::authz::Rule>>,
+}
+
+impl Mesh {
+    /// The core policies that govern `service`'s inbound calls.
+    pub fn authz_for(&self, service: &str) -> Vec<meshsim_core::authz::Policy> {
+        self.authz
+            .iter()
+            .filter(|p| p.service == service)
+            .map(|p| meshsim_core::authz::Policy {
+                name: p.name.clone(),
+                action: p.action,
+                rules: p.rules.clone(),
+            })
+            .collect()
+    }
 }
 
 /// A sidecar policy: what the caller's sidecar does on calls to one upstream.
