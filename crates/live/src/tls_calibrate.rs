@@ -74,7 +74,7 @@ impl TlsCalibration {
     /// The measurements as a scenario fragment.
     pub fn to_toml(&self) -> String {
         format!(
-            "# meshsim calibrate --tls: meshsim-proxy, one hop (two sidecars), {} requests per mode on one connection\n\
+            "# meshsim calibrate --tls: meshsim-proxy, one hop (two sidecars), {} requests per mode on one connection, 3 interleaved rounds\n\
              # medians: plaintext {:.1} us, mTLS pooled {:.1} us, new connection resumed {:.1} us, full {:.1} us; loopback rtt {:.1} us\n\
              # per_request_cpu = (pooled - plaintext) / 4; *_cpu = (new connection - pooled - 2 rtt) / 2\n\
              [mesh.defaults.tls]\nfull_rtts = 1\nfull_cpu = \"{}\"\nresumed_rtts = 1\nresumed_cpu = \"{}\"\nper_request_cpu = \"{}\"\n",
@@ -117,7 +117,13 @@ async fn loopback_rtt(addr: std::net::SocketAddr, n: usize) -> Result<f64, Calib
     Ok(t[t.len() / 2])
 }
 
-/// Measures each mode for `duration` (after a warm-up of a fifth of it).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Measures the modes for `duration` in all: three interleaved rounds,
+/// each mode a third of it per round (after a warm-up of a fifth of that).
 pub async fn calibrate(duration: Nanos) -> Result<TlsCalibration, CalibrateError> {
     let dir = std::env::temp_dir().join(format!("meshsim-calibrate-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|x| CalibrateError(format!("{}: {x}", dir.display())))?;
@@ -150,9 +156,15 @@ async fn measure(dir: &std::path::Path, duration: Nanos) -> Result<TlsCalibratio
             dir.join("ca-key.pem")
         )
     };
-    let mut out = Vec::new();
-    let mut requests = u64::MAX;
-    for mode in ["plaintext", "pooled", "resumed", "full"] {
+    // Modes interleave over ROUNDS rounds and each keeps the median of its
+    // rounds' medians, so that drift in the machine's load (a build on the
+    // other core) biases no mode against another.
+    const MODES: [&str; 4] = ["plaintext", "pooled", "resumed", "full"];
+    const ROUNDS: usize = 3;
+    let slice = Nanos(duration.as_nanos() / ROUNDS as u64);
+    let mut out: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+    let mut counts = vec![0u64; MODES.len()];
+    for (k, mode) in (0..ROUNDS).flat_map(|_| MODES.iter().copied().enumerate()) {
         let (b_tls, a_tls, up) = match mode {
             "plaintext" => (String::new(), String::new(), ""),
             "pooled" => (tls("api", "inbound = true"), tls("frontend", ""), ""),
@@ -194,8 +206,8 @@ async fn measure(dir: &std::path::Path, duration: Nanos) -> Result<TlsCalibratio
             url: format!("http://{}/", a.addr),
             arrival: ArrivalKind::Closed,
             connections: 1,
-            duration,
-            warmup: Nanos(duration.as_nanos() / 5),
+            duration: slice,
+            warmup: Nanos(slice.as_nanos() / 5),
             timeout: Nanos::from_secs(5),
             ..LoadConfig::default()
         };
@@ -214,18 +226,18 @@ async fn measure(dir: &std::path::Path, duration: Nanos) -> Result<TlsCalibratio
                 s.errors, s.count
             )));
         }
-        requests = requests.min(s.count);
-        out.push(s.p50_ms * 1000.0);
+        counts[k] += s.count;
+        out[k].push(s.p50_ms * 1000.0);
     }
     let rtt = loopback_rtt(backend.addr, 200).await?;
     backend.stop().await;
     Ok(TlsCalibration {
-        requests,
+        requests: counts.iter().copied().min().unwrap_or(0),
         rtt_us: rtt,
-        plaintext_us: out[0],
-        pooled_us: out[1],
-        resumed_us: out[2],
-        full_us: out[3],
+        plaintext_us: median(&mut out[0]),
+        pooled_us: median(&mut out[1]),
+        resumed_us: median(&mut out[2]),
+        full_us: median(&mut out[3]),
     })
 }
 
