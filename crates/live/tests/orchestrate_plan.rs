@@ -113,11 +113,16 @@ hedge = { mode = { kind = "on_per_try_timeout" } }
     );
     let msg = refusals(&sc, ProxyKind::Meshsim);
     assert!(msg.contains("network.loss"), "{msg}");
-    assert!(msg.contains("Partition"), "{msg}");
-    // meshsim's sidecars hedge; HAProxy cannot.
+    // meshsim's sidecars black-hole partitioned endpoints and hedge;
+    // HAProxy can do neither.
+    assert!(!msg.contains("Partition"), "{msg}");
     assert!(!msg.contains("hedg"), "{msg}");
     let msg = refusals(&sc, ProxyKind::Haproxy);
     assert!(msg.contains("hedging (calls from api to db)"), "{msg}");
+    assert!(
+        msg.contains("--proxy haproxy cannot apply faults[0] (kind Partition)"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -22,6 +22,7 @@
 
 pub mod calibrate;
 pub mod child;
+mod control;
 mod events;
 mod limits;
 pub mod plan;
@@ -163,7 +164,17 @@ pub async fn run(sc: &Scenario, opts: &LiveOptions) -> Result<LiveReport, LiveEr
     let plan = plan(sc, opts.proxy)?;
     check_limits(&plan)?;
     let dir = WorkDir::new()?;
+    let discovers = std::iter::once(&plan.client)
+        .chain(&plan.sidecars)
+        .flat_map(|n| n.clusters.iter())
+        .any(|(_, p)| p.discovery.is_some());
+    let control = if discovers && opts.proxy == ProxyKind::Meshsim {
+        Some(control::Control::start().await?)
+    } else {
+        None
+    };
     let ctx = Ctx {
+        control: control.as_ref(),
         opts,
         dir: &dir,
         clock: Clock::start(),
@@ -264,10 +275,19 @@ async fn run_inner(
             Ok(()) => std::future::pending().await,
         }
     };
+    // The control plane runs until dropped, when the load ends.
+    let control = async {
+        match ctx.control {
+            Some(c) => c.run(origin).await,
+            None => std::future::pending::<()>().await,
+        }
+        LiveError::Io("the control plane stopped".into())
+    };
     let report = tokio::select! {
         r = load => r?,
         e = watch(ctx, procs) => return Err(e),
         e = events => return Err(e),
+        e = control => return Err(e),
     };
     let cpu_idle = match (cpu_before, cpu_times()) {
         (Some((i0, t0)), Some((i1, t1))) if t1 > t0 => {

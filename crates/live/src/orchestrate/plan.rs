@@ -84,6 +84,9 @@ pub struct SidecarNode {
     pub clusters: Vec<(String, Policy)>,
     /// Seed of its random draws.
     pub seed: u64,
+    /// Its zone: its instance's, or (client) the entry's first instance's,
+    /// where the simulator places the load generator's sidecar.
+    pub zone: String,
 }
 
 /// A fault as live mode applies it.
@@ -95,10 +98,33 @@ pub struct LiveFault {
     pub at: Nanos,
     /// Until when (`None`: to the end).
     pub until: Option<Nanos>,
-    /// Indices into [`LivePlan::backends`] it hits.
+    /// Indices into [`LivePlan::backends`] it hits (crash, zone outage,
+    /// slowdown, error burst, latency, gc pause; a partition's isolated
+    /// instances).
     pub targets: Vec<usize>,
     /// `slowdown` factor or `error_burst` rate.
     pub value: f64,
+    /// `latency`: added to each answer; `gc_pause`: each pause's length.
+    pub latency: Nanos,
+    /// `gc_pause`: from one pause's start to the next.
+    pub every: Nanos,
+    /// `partition`: per sidecar (`client` or `service/instance`, as
+    /// [`SidecarNode::name`]) and cluster, the backends whose attempts it
+    /// black-holes.
+    pub cut: Vec<Cut>,
+    /// `discovery_outage`: the service whose registry stops (`None`: all).
+    pub service: Option<String>,
+}
+
+/// What one partition does to one sidecar's cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cut {
+    /// The sidecar's [`SidecarNode::name`].
+    pub sidecar: String,
+    /// The cluster (the called service).
+    pub cluster: String,
+    /// Indices into [`LivePlan::backends`] black-holed for it.
+    pub backends: Vec<usize>,
 }
 
 /// Everything a live run starts, in start order.
@@ -131,6 +157,62 @@ fn refuse(no: &mut Vec<String>, what: &str) {
 
 fn derive_seed(seed: u64, what: u64, index: u64) -> u64 {
     meshsim_results::splitmix64(seed ^ meshsim_results::splitmix64(what << 32 | index))
+}
+
+/// Fills in which backends (and, for a partition, which sidecars' clusters)
+/// a fault hits, as the simulator picks them.
+fn resolve_fault(
+    f: &meshsim_scenario::Fault,
+    lf: &mut LiveFault,
+    backends: &[BackendNode],
+    sidecars: &[SidecarNode],
+    client: &SidecarNode,
+) {
+    let hits = |b: &BackendNode| match (&f.kind, f.service.as_deref()) {
+        (FaultKind::ZoneOutage, _) => Some(b.zone.as_str()) == f.zone.as_deref(),
+        (_, Some(s)) => b.service == s && f.instance.is_none_or(|i| i == b.instance),
+        (_, None) => false,
+    };
+    lf.targets = match f.kind {
+        FaultKind::DiscoveryOutage => Vec::new(),
+        FaultKind::Partition if f.service.is_none() => Vec::new(),
+        _ => (0..backends.len())
+            .filter(|&k| hits(&backends[k]))
+            .collect(),
+    };
+    if f.kind != FaultKind::Partition {
+        return;
+    }
+    // Which attempts the partition swallows: from every caller to the
+    // isolated instances, or between the two zones in both directions.
+    for node in sidecars.iter().chain(std::iter::once(client)) {
+        for (callee, _) in &node.clusters {
+            let cut: Vec<usize> = (0..backends.len())
+                .filter(|&k| {
+                    let b = &backends[k];
+                    if &b.service != callee {
+                        return false;
+                    }
+                    match (f.zone.as_deref(), f.other_zone.as_deref()) {
+                        _ if f.service.is_some() => lf.targets.contains(&k),
+                        (Some(a), Some(o)) => {
+                            node.zone != b.zone
+                                && ((node.zone == a && b.zone == o)
+                                    || (node.zone == o && b.zone == a))
+                        }
+                        _ => false,
+                    }
+                })
+                .collect();
+            if !cut.is_empty() {
+                lf.cut.push(Cut {
+                    sidecar: node.name.clone(),
+                    cluster: callee.clone(),
+                    backends: cut,
+                });
+            }
+        }
+    }
 }
 
 /// Builds the plan, or lists every feature of `sc` live mode does not support.
@@ -234,11 +316,19 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         }
     }
     let mut sidecar_note = false;
+    let mut uses_discovery = false;
     for (from, to) in &edges {
         let p = sc.mesh.policy(from, to);
         let at = |f: &str| format!("mesh policy {f} on calls from {from} to {to}");
         if p.discovery.is_some() {
-            refuse(&mut no, &at("discovery"));
+            if proxy == ProxyKind::Meshsim {
+                uses_discovery = true;
+            } else {
+                no.push(format!(
+                    "--proxy {} cannot express discovery (calls from {from} to {to}): it does not poll meshsim's discovery server",
+                    proxy.name()
+                ));
+            }
         }
         if p.lb.zone_aware.enabled {
             // The sidecar would need its own zone and its endpoints' zones.
@@ -256,6 +346,20 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 ));
             }
         }
+    }
+    if uses_discovery {
+        notes.push(
+            "discovery: the run's control plane (the core's registry and client views, as the simulator runs them) decides what each sidecar sees and when; sidecars long-poll a meshsim discovery server for it".into(),
+        );
+    } else if sc
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::DiscoveryOutage)
+    {
+        notes.push(
+            "discovery_outage has no effect: no mesh policy uses discovery (as in the simulator)"
+                .into(),
+        );
     }
     if sidecar_note {
         notes.push(
@@ -282,38 +386,45 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let end = sc.run.duration;
     for (k, f) in sc.faults.iter().enumerate() {
         let at = format!("faults[{k}] (kind {:?})", f.kind);
+        if f.kind == FaultKind::Partition && proxy != ProxyKind::Meshsim {
+            no.push(format!(
+                "--proxy {} cannot apply {at}: partitions black-hole endpoints through meshsim-proxy's admin API",
+                proxy.name()
+            ));
+            continue;
+        }
         let value = match f.kind {
-            FaultKind::Crash => 0.0,
             FaultKind::Slowdown => f.factor.unwrap_or(1.0),
             FaultKind::ErrorBurst => f.error_rate.unwrap_or(0.0),
-            _ => {
-                no.push(format!(
-                    "live mode does not support {at} yet: it applies crash, slowdown and error_burst"
-                ));
+            _ => 0.0,
+        };
+        let zonal = f.kind == FaultKind::ZoneOutage
+            || (f.kind == FaultKind::Partition && f.service.is_none());
+        if !zonal && f.kind != FaultKind::DiscoveryOutage {
+            let Some(service) = f.service.as_deref() else {
+                no.push(format!("{at}: needs a service"));
+                continue;
+            };
+            if sc.service(service).is_none() {
+                no.push(format!("{at}: unknown service {service:?}"));
                 continue;
             }
-        };
-        let Some(service) = f.service.as_deref() else {
-            no.push(format!("{at}: needs a service"));
-            continue;
-        };
-        let Some((_, svc)) = sc.service(service) else {
-            no.push(format!("{at}: unknown service {service:?}"));
-            continue;
-        };
-        let targets: Vec<u32> = match f.instance {
-            Some(i) => vec![i],
-            None => (0..svc.instances).collect(),
-        };
+        }
         faults.push((
-            service.to_owned(),
-            targets,
+            k,
             LiveFault {
                 kind: f.kind,
                 at: f.at,
                 until: f.duration.map(|d| f.at + d).filter(|u| *u < end),
                 targets: Vec::new(),
                 value,
+                latency: match f.kind {
+                    FaultKind::GcPause => f.pause.unwrap_or(Nanos::ZERO),
+                    _ => f.latency.unwrap_or(Nanos::ZERO),
+                },
+                every: f.every.unwrap_or(Nanos::ZERO),
+                cut: Vec::new(),
+                service: f.service.clone(),
             },
         ));
     }
@@ -362,6 +473,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                         .map(|c| (c.clone(), sc.mesh.policy(name, c)))
                         .collect(),
                     seed: derive_seed(seed, 2, (si as u64) << 16 | u64::from(i)),
+                    zone: s.zone_of(i).to_owned(),
                 });
                 Some(sidecars.len() - 1)
             };
@@ -393,26 +505,23 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             });
         }
     }
-    let faults = faults
-        .into_iter()
-        .map(|(service, idx, mut f)| {
-            f.targets = backends
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.service == service && idx.contains(&b.instance))
-                .map(|(k, _)| k)
-                .collect();
-            f
-        })
-        .collect::<Vec<_>>();
-    let mut faults = faults;
-    faults.sort_by_key(|f| f.at);
-
     let client = SidecarNode {
         name: CLIENT.to_owned(),
         clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
         seed: derive_seed(seed, 3, 0),
+        zone: sc
+            .service(&w.entry)
+            .map(|(_, s)| s.zone_of(0).to_owned())
+            .unwrap_or_default(),
     };
+    let mut faults: Vec<LiveFault> = faults
+        .into_iter()
+        .map(|(k, mut f)| {
+            resolve_fault(&sc.faults[k], &mut f, &backends, &sidecars, &client);
+            f
+        })
+        .collect();
+    faults.sort_by_key(|f| f.at);
     let measured = sc.run.duration - sc.run.warmup;
     let load = match w.kind {
         WorkloadKind::Open => {

@@ -75,6 +75,8 @@ impl std::ops::Add for Counters {
 
 pub(crate) struct Ctx<'a> {
     pub(crate) opts: &'a LiveOptions,
+    /// The control plane, when a mesh policy uses discovery.
+    pub(crate) control: Option<&'a super::control::Control>,
     pub(crate) dir: &'a WorkDir,
     pub(crate) clock: Clock,
     pub(crate) client: HttpClient,
@@ -126,11 +128,18 @@ impl Ctx<'_> {
                     let mut c: ClusterConfig =
                         serde_json::from_value(serde_json::json!({ "name": svc }))
                             .map_err(|e| LiveError::Io(format!("cluster {svc}: {e}")))?;
-                    c.endpoints = upstreams
+                    let addrs: Vec<SocketAddr> = upstreams
                         .iter()
                         .find(|(s, _)| s == svc)
-                        .map(|(_, a)| a.iter().map(|a| EndpointSpec::Addr(*a)).collect())
+                        .map(|(_, a)| a.clone())
                         .unwrap_or_default();
+                    match (&policy.discovery, self.control) {
+                        (Some(d), Some(control)) => {
+                            let seed = node.seed ^ meshsim_results::fnv1a(svc.as_bytes());
+                            c.discovery = Some(control.view(&node.name, svc, &addrs, d, seed)?);
+                        }
+                        _ => c.endpoints = addrs.into_iter().map(EndpointSpec::Addr).collect(),
+                    }
                     c.policy = policy.clone();
                     clusters.push(c);
                 }
@@ -156,6 +165,15 @@ impl Ctx<'_> {
                         "said {line:?}, expected `proxy listening on ADDR admin ADDR`"
                     ))
                 })?;
+                let found: Vec<&str> = node
+                    .clusters
+                    .iter()
+                    .filter(|(_, p)| p.discovery.is_some())
+                    .map(|(c, _)| c.as_str())
+                    .collect();
+                if !found.is_empty() && self.control.is_some() {
+                    self.wait_discovered(&mut g, &found).await?;
+                }
                 Ok((g, addr))
             }
             kind => {
@@ -226,6 +244,67 @@ impl Ctx<'_> {
                 Ok((g, listen))
             }
         }
+    }
+
+    /// Waits until the sidecar has fetched every cluster's first endpoint
+    /// set (the simulator's views start bootstrapped).
+    async fn wait_discovered(&self, g: &mut ChildGuard, found: &[&str]) -> Result<(), LiveError> {
+        let Some(admin) = g.admin else {
+            return Ok(());
+        };
+        let until = self.clock.now() + self.opts.ready_timeout;
+        loop {
+            let cfg = self.admin(admin, Method::GET, "/config", "").await;
+            let done = cfg.as_ref().is_ok_and(|v| {
+                v["clusters"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .filter(|c| found.iter().any(|f| c["name"].as_str() == Some(f)))
+                        .all(|c| c["version"].as_u64() != Some(0))
+                })
+            });
+            if done {
+                return Ok(());
+            }
+            if self.clock.now() >= until {
+                return Err(g
+                    .failure(&format!(
+                        "had no endpoints from the discovery server within {}",
+                        self.opts.ready_timeout
+                    ))
+                    .into());
+            }
+            self.clock.sleep(Nanos::from_millis(10)).await;
+        }
+    }
+
+    /// Tells a meshsim sidecar which endpoints of `cluster` are behind a
+    /// partition (black-holed); `[]` heals.
+    pub(crate) async fn set_blackhole(
+        &self,
+        sidecar: &str,
+        procs: &Mutex<Procs>,
+        cluster: &str,
+        addrs: &[SocketAddr],
+    ) -> Result<(), LiveError> {
+        let name = format!("sidecar {sidecar}");
+        let admin = lock(procs)
+            .sidecars
+            .iter()
+            .find(|g| g.name == name)
+            .and_then(|g| g.admin);
+        let Some(admin) = admin else {
+            return Err(LiveError::Admin(format!("{name} has no admin API")));
+        };
+        let body = serde_json::to_string(addrs).unwrap_or_else(|_| "[]".into());
+        self.admin(
+            admin,
+            Method::POST,
+            &format!("/admin/clusters/{cluster}/blackhole"),
+            &body,
+        )
+        .await
+        .map(|_| ())
+        .map_err(LiveError::Admin)
     }
 
     /// For programs that do not say they listen: connect until they do.
