@@ -46,6 +46,11 @@ pub struct Args {
     /// Seed of the arrival times.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Closed loop: each user thinks this long before each request (a
+    /// duration, or a scenario distribution such as
+    /// `{ dist = "exponential", mean = "100ms" }`).
+    #[arg(long)]
+    think_time: Option<String>,
     /// Write the result tables into this directory (must not exist).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -95,6 +100,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         window: args.window,
         seed: args.seed,
+        think_time: match &args.think_time {
+            Some(t) => Some(
+                meshsim_live::backend::parse_dist(t)
+                    .map_err(|e| anyhow::anyhow!("--think-time: {e}"))?,
+            ),
+            None => None,
+        },
     };
     cfg.validate()?;
     if let Some(out) = &args.out {

@@ -20,8 +20,12 @@
 //!
 //! # Closed loop
 //!
-//! `connections` workers each send a request, wait for the answer, send
-//! the next. Intended and actual send coincide.
+//! `connections` workers (users) each send a request, wait for the answer,
+//! send the next. Intended and actual send coincide. With a `think_time`
+//! distribution each user waits a think time drawn from it before its
+//! first request and after every answer, as the simulator's closed-loop
+//! users do (so users do not start in step); a think time that would end
+//! after the run ends the user.
 //!
 //! # Results
 //!
@@ -48,6 +52,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::http::{self, Body, INSTANCE_HEADER};
+use crate::sample::Sampler;
 
 /// How requests arrive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,8 +103,11 @@ pub struct LoadConfig {
     pub timeout: Nanos,
     /// Time-series window.
     pub window: Nanos,
-    /// Seed of the arrival times.
+    /// Seed of the arrival times (and of the think times).
     pub seed: u64,
+    /// Closed loop: each user's pause before each request (none if absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<meshsim_scenario::Dist>,
 }
 
 impl Default for LoadConfig {
@@ -117,6 +125,7 @@ impl Default for LoadConfig {
             timeout: Nanos::from_secs(10),
             window: Nanos::from_secs(1),
             seed: 1,
+            think_time: None,
         }
     }
 }
@@ -175,6 +184,14 @@ impl LoadConfig {
         }
         if self.timeout == Nanos::ZERO {
             return bad("timeout must be positive, e.g. \"10s\"".into());
+        }
+        if let Some(d) = &self.think_time {
+            if self.arrival != ArrivalKind::Closed {
+                return bad("think_time belongs to a closed loop (arrival closed)".into());
+            }
+            if let Err(e) = Sampler::new(d) {
+                return bad(format!("think_time: {e}"));
+            }
         }
         Ok(uri)
     }
@@ -385,11 +402,29 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         }),
     });
     if cfg.arrival == ArrivalKind::Closed {
+        let think = match &cfg.think_time {
+            Some(d) => {
+                Some(Sampler::new(d).map_err(|e| LoadError::Config(format!("think_time: {e}")))?)
+            }
+            None => None,
+        };
         let mut workers = Vec::new();
-        for _ in 0..cfg.connections {
+        for user in 0..cfg.connections {
             let t = target.clone();
+            let think = think.clone();
+            // One stream of think times per user, from the seed.
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
+                cfg.seed ^ meshsim_results::splitmix64(u64::from(user) + 1),
+            ));
             workers.push(tokio::spawn(async move {
                 loop {
+                    if let Some(th) = &think {
+                        let at = t.clock.now() + th.sample(&mut rng);
+                        if at >= end {
+                            return;
+                        }
+                        t.clock.sleep_until(at).await;
+                    }
                     let now = t.clock.now();
                     if now >= end {
                         return;

@@ -143,9 +143,15 @@ fn closed_loop_users_become_connections() {
     sc.workload.kind = meshsim_scenario::WorkloadKind::Closed;
     sc.workload.rate = None;
     sc.workload.users = Some(12);
+    let think = meshsim_scenario::Dist::Exponential {
+        mean: meshsim_core::Nanos::from_millis(50),
+    };
+    sc.workload.think_time = Some(think.clone());
     let p = plan(&sc, ProxyKind::Meshsim).expect("plan");
     assert_eq!(p.load.arrival, meshsim_live::load::ArrivalKind::Closed);
     assert_eq!(p.load.connections, 12);
+    // Users think as the simulator's do, from the same distribution.
+    assert_eq!(p.load.think_time, Some(think));
 }
 
 #[test]

@@ -249,12 +249,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     if w.phases.iter().any(|p| p.ramp_to.is_some()) {
         refuse(&mut no, "workload.phases with ramp_to");
     }
-    if w.think_time.is_some() {
-        refuse(
-            &mut no,
-            "workload.think_time (closed-loop users send again at once)",
-        );
-    }
     // --- network ---
     let n = &sc.network;
     if n.cross_zone.is_some() || !n.pairs.is_empty() {
@@ -559,6 +553,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         WorkloadKind::Closed => LoadConfig {
             arrival: ArrivalKind::Closed,
             connections: w.users.unwrap_or(1),
+            think_time: w.think_time.clone(),
             ..LoadConfig::default()
         },
     };
