@@ -82,6 +82,7 @@ fn phases(s: &str) -> anyhow::Result<Vec<Phase>> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let cfg = LoadConfig {
         url: args.url.clone(),
+        urls: Vec::new(),
         host: args.host.clone(),
         arrival: match args.arrival.as_str() {
             "constant" => ArrivalKind::Constant,

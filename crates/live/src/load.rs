@@ -83,6 +83,11 @@ pub struct Phase {
 pub struct LoadConfig {
     /// Target URL (`http://HOST:PORT/PATH`).
     pub url: String,
+    /// More target URLs: requests are spread over `url` and these round
+    /// robin (open loop: by arrival; closed loop: user `k` uses target `k
+    /// mod n`), as the simulator spreads them over its client sidecars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
     /// `Host` header to send instead of the URL's (e.g. a cluster name).
     pub host: Option<String>,
     /// Arrival process.
@@ -114,6 +119,7 @@ impl Default for LoadConfig {
     fn default() -> Self {
         LoadConfig {
             url: String::new(),
+            urls: Vec::new(),
             host: None,
             arrival: ArrivalKind::Poisson,
             rate: 100.0,
@@ -140,22 +146,21 @@ pub enum LoadError {
 
 impl LoadConfig {
     /// Checks every field; the error names it and says what is expected.
-    pub fn validate(&self) -> Result<Uri, LoadError> {
+    /// Returns the target URLs (`url`, then `urls`).
+    pub fn validate(&self) -> Result<Vec<Uri>, LoadError> {
         let bad = |m: String| Err(LoadError::Config(m));
-        let uri: Uri = match self.url.parse() {
-            Ok(u) => u,
-            Err(e) => {
+        let mut uris = Vec::new();
+        for url in std::iter::once(&self.url).chain(&self.urls) {
+            let uri: Uri = match url.parse() {
+                Ok(u) => u,
+                Err(e) => return bad(format!("url {url:?}: {e}; expected http://HOST:PORT/PATH")),
+            };
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
                 return bad(format!(
-                    "url {:?}: {e}; expected http://HOST:PORT/PATH",
-                    self.url
-                ))
+                    "url {url:?}: expected http://HOST:PORT/PATH (https is not supported)"
+                ));
             }
-        };
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return bad(format!(
-                "url {:?}: expected http://HOST:PORT/PATH (https is not supported)",
-                self.url
-            ));
+            uris.push(uri);
         }
         if self.arrival != ArrivalKind::Closed {
             if !(self.rate > 0.0 && self.rate.is_finite()) && self.phases.is_empty() {
@@ -193,7 +198,7 @@ impl LoadConfig {
                 return bad(format!("think_time: {e}"));
             }
         }
-        Ok(uri)
+        Ok(uris)
     }
 
     /// The rate at `t` since the start.
@@ -303,7 +308,7 @@ impl LoadReport {
 }
 
 struct Target {
-    uri: Uri,
+    uris: Vec<Uri>,
     host: Option<hyper::header::HeaderValue>,
     client: http::HttpClient,
     clock: Clock,
@@ -313,10 +318,12 @@ struct Target {
 }
 
 impl Target {
-    async fn one(&self, intended: Time) {
+    /// Sends one request to target `which` (modulo the number of targets).
+    async fn one(&self, intended: Time, which: u64) {
         let permit = self.conns.acquire().await;
         let sent = self.clock.now();
-        let mut b = Request::builder().method(Method::GET).uri(self.uri.clone());
+        let uri = self.uris[(which % self.uris.len().max(1) as u64) as usize].clone();
+        let mut b = Request::builder().method(Method::GET).uri(uri);
         if let Some(h) = &self.host {
             b = b.header(hyper::header::HOST, h.clone());
         }
@@ -365,7 +372,7 @@ impl Target {
 /// Runs the load described by `cfg` against its URL on the current tokio
 /// runtime (the open-loop scheduler runs on its own OS thread).
 pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
-    let uri = cfg.validate()?;
+    let uris = cfg.validate()?;
     let host =
         match &cfg.host {
             Some(h) => Some(hyper::header::HeaderValue::from_str(h).map_err(|_| {
@@ -382,7 +389,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         .div_ceil(cfg.window.as_nanos())
         .max(1) as usize;
     let target = Arc::new(Target {
-        uri,
+        uris,
         host,
         client: http::client(cfg.connections as usize, std::time::Duration::from_secs(30)),
         clock,
@@ -439,7 +446,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                         .unwrap_or_else(|e| e.into_inner())
                         .counts
                         .in_flight += 1;
-                    t.one(now).await;
+                    t.one(now, u64::from(user)).await;
                 }
             }));
         }
@@ -495,6 +502,8 @@ fn schedule(
 ) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
     let mut t = Time::ZERO;
+    // Arrivals take the targets in turn.
+    let mut arrival: u64 = 0;
     loop {
         // Next arrival: piecewise-constant rate, restarted at phase ends
         // (memoryless for Poisson, so restarting is exact).
@@ -536,6 +545,8 @@ fn schedule(
             Nanos::ZERO
         };
         target.clock.wait_precise(t, spin);
+        let which = arrival;
+        arrival += 1;
         {
             let mut r = target.rec.lock().unwrap_or_else(|e| e.into_inner());
             r.counts.generated += 1;
@@ -545,7 +556,7 @@ fn schedule(
             Ok(permit) => {
                 let tg = target.clone();
                 handle.spawn(async move {
-                    tg.one(t).await;
+                    tg.one(t, which).await;
                     drop(permit);
                 });
             }

@@ -59,7 +59,9 @@ fn callees_start_before_callers_and_callers_get_sidecars() {
         .all(|b| b.sidecar.is_none()));
     // Seeds differ per instance.
     assert_ne!(p.backends[0].config.seed, p.backends[1].config.seed);
-    assert_eq!(p.client.clusters[0].0, "api");
+    assert_eq!(p.clients.len(), 1);
+    assert_eq!(p.clients[0].name, "client");
+    assert_eq!(p.clients[0].clusters[0].0, "api");
     // The scenario's duration includes the warm-up; the load's does not.
     assert_eq!(p.load.duration, meshsim_core::Nanos::from_secs(2));
     assert_eq!(p.load.warmup, meshsim_core::Nanos::from_secs(1));
@@ -128,12 +130,13 @@ hedge = { mode = { kind = "on_per_try_timeout" } }
 #[test]
 fn workload_features_without_a_live_counterpart_are_refused() {
     let mut sc = scenario("");
-    sc.workload.clients = 2;
     sc.run.replications = 3;
     sc.mesh.defaults.lb.zone_aware.enabled = true;
+    sc.workload.diurnal =
+        Some(toml::from_str("period = \"10s\"\namplitude = 0.5").expect("diurnal"));
     let msg = refusals(&sc, ProxyKind::Meshsim);
     assert!(msg.contains("lb.zone_aware"), "{msg}");
-    assert!(msg.contains("workload.clients"), "{msg}");
+    assert!(msg.contains("workload.diurnal"), "{msg}");
     assert!(msg.contains("run.replications"), "{msg}");
 }
 

@@ -47,7 +47,7 @@ use limits::{check_limits, cpu_times, SATURATED_IDLE};
 pub use limits::{ephemeral_ports, fd_limit, fds_needed, ports_needed};
 pub use plan::{plan, LivePlan, ProxyKind, Unsupported};
 pub use procs::find_program;
-use procs::{file_name, lock, BackendProc, Counters, Ctx, Procs, WorkDir, CLIENT_SIDECAR};
+use procs::{file_name, lock, BackendProc, Counters, Ctx, Procs, WorkDir};
 
 /// How to run a scenario live.
 #[derive(Debug, Clone)]
@@ -164,7 +164,9 @@ pub async fn run(sc: &Scenario, opts: &LiveOptions) -> Result<LiveReport, LiveEr
     let plan = plan(sc, opts.proxy)?;
     check_limits(&plan)?;
     let dir = WorkDir::new()?;
-    let discovers = std::iter::once(&plan.client)
+    let discovers = plan
+        .clients
+        .iter()
         .chain(&plan.sidecars)
         .flat_map(|n| n.clusters.iter())
         .any(|(_, p)| p.discovery.is_some());
@@ -254,15 +256,19 @@ async fn run_inner(
             addrs.entry(service.clone()).or_default().push(addr);
         }
     }
-    let entry = &plan.client.clusters[0].0;
-    let ups = vec![(entry.clone(), addrs.get(entry).cloned().unwrap_or_default())];
-    let (g, client_addr) = ctx.start_sidecar(&plan.client, &ups).await?;
-    debug_assert_eq!(g.name, CLIENT_SIDECAR);
-    lock(procs).sidecars.push(g);
+    let mut urls = Vec::new();
+    for client in &plan.clients {
+        let entry = &client.clusters[0].0;
+        let ups = vec![(entry.clone(), addrs.get(entry).cloned().unwrap_or_default())];
+        let (g, client_addr) = ctx.start_sidecar(client, &ups).await?;
+        lock(procs).sidecars.push(g);
+        urls.push(format!("http://{client_addr}/"));
+    }
 
     // --- load, faults and the watch on every child, at once ---
     let load_cfg = LoadConfig {
-        url: format!("http://{client_addr}/"),
+        url: urls.first().cloned().unwrap_or_default(),
+        urls: urls.iter().skip(1).cloned().collect(),
         ..plan.load.clone()
     };
     let cpu_before = cpu_times();

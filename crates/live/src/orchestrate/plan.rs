@@ -136,9 +136,11 @@ pub struct LivePlan {
     pub sidecars: Vec<SidecarNode>,
     /// Services in start order (callees first).
     pub order: Vec<String>,
-    /// The client sidecar (one cluster: the entry service).
-    pub client: SidecarNode,
-    /// The load (its `url` is filled in when the client sidecar is up).
+    /// The client sidecars (`workload.clients`; one cluster each: the entry
+    /// service, or the ingress tier), named `client` when there is one and
+    /// `client/K` otherwise. The load is spread over them round robin.
+    pub clients: Vec<SidecarNode>,
+    /// The load (its URLs are filled in when the client sidecars are up).
     pub load: LoadConfig,
     /// Faults, by start time.
     pub faults: Vec<LiveFault>,
@@ -159,6 +161,39 @@ fn derive_seed(seed: u64, what: u64, index: u64) -> u64 {
     meshsim_results::splitmix64(seed ^ meshsim_results::splitmix64(what << 32 | index))
 }
 
+/// The scenario with its ingress tier as the engine models it: one more
+/// service, `ingress` (its instances, workers and service time, zones as
+/// given or the entry's, no errors, an empty answer), that calls the entry
+/// service and is what the clients call, with the mesh policies of the
+/// edges `client → ingress` and `ingress → entry`.
+fn ingress_tier(sc: &Scenario, g: &meshsim_scenario::Ingress) -> Result<Scenario, String> {
+    let entry = sc
+        .service(&sc.workload.entry)
+        .map(|(_, s)| s.clone())
+        .ok_or_else(|| format!("no entry service {:?}", sc.workload.entry))?;
+    let mut svc: meshsim_scenario::Service = serde_json::from_value(serde_json::json!({
+        "name": meshsim_scenario::INGRESS,
+        "service_time": { "dist": "constant", "value": "0s" },
+        "calls": [{ "service": entry.name }],
+    }))
+    .map_err(|e| format!("ingress tier: {e}"))?;
+    svc.instances = g.instances;
+    svc.concurrency = g.concurrency;
+    svc.zones = if g.zones.is_empty() {
+        entry.zones.clone()
+    } else {
+        g.zones.clone()
+    };
+    if let Some(t) = &g.service_time {
+        svc.service_time = t.clone();
+    }
+    let mut out = sc.clone();
+    out.services.push(svc);
+    out.workload.entry = meshsim_scenario::INGRESS.to_owned();
+    out.workload.ingress = None;
+    Ok(out)
+}
+
 /// Fills in which backends (and, for a partition, which sidecars' clusters)
 /// a fault hits, as the simulator picks them.
 fn resolve_fault(
@@ -166,7 +201,7 @@ fn resolve_fault(
     lf: &mut LiveFault,
     backends: &[BackendNode],
     sidecars: &[SidecarNode],
-    client: &SidecarNode,
+    clients: &[SidecarNode],
 ) {
     let hits = |b: &BackendNode| match (&f.kind, f.service.as_deref()) {
         (FaultKind::ZoneOutage, _) => Some(b.zone.as_str()) == f.zone.as_deref(),
@@ -185,7 +220,7 @@ fn resolve_fault(
     }
     // Which attempts the partition swallows: from every caller to the
     // isolated instances, or between the two zones in both directions.
-    for node in sidecars.iter().chain(std::iter::once(client)) {
+    for node in sidecars.iter().chain(clients) {
         for (callee, _) in &node.clusters {
             let cut: Vec<usize> = (0..backends.len())
                 .filter(|&k| {
@@ -219,6 +254,14 @@ fn resolve_fault(
 pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let mut no: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    let with_ingress;
+    let sc = match &sc.workload.ingress {
+        Some(g) => {
+            with_ingress = ingress_tier(sc, g).map_err(|e| Unsupported(vec![e]))?;
+            &with_ingress
+        }
+        None => sc,
+    };
 
     // --- run and workload ---
     if sc.run.requests.is_some() {
@@ -234,12 +277,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         refuse(&mut no, "run.duration not longer than run.warmup");
     }
     let w = &sc.workload;
-    if w.clients != 1 {
-        refuse(&mut no, "workload.clients other than 1");
-    }
-    if w.ingress.is_some() {
-        refuse(&mut no, "workload.ingress");
-    }
     if w.diurnal.is_some() {
         refuse(&mut no, "workload.diurnal");
     }
@@ -499,19 +536,37 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             });
         }
     }
-    let client = SidecarNode {
-        name: CLIENT.to_owned(),
-        clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
-        seed: derive_seed(seed, 3, 0),
-        zone: sc
-            .service(&w.entry)
-            .map(|(_, s)| s.zone_of(0).to_owned())
-            .unwrap_or_default(),
-    };
+    // The load generator's sidecars sit in the zones of the service they
+    // call, spread round robin (as the engine places them).
+    let mut entry_zones: Vec<String> = Vec::new();
+    if let Some((_, e)) = sc.service(&w.entry) {
+        for i in 0..e.instances {
+            let z = e.zone_of(i).to_owned();
+            if !entry_zones.contains(&z) {
+                entry_zones.push(z);
+            }
+        }
+    }
+    let n_clients = w.clients.max(1);
+    let clients: Vec<SidecarNode> = (0..n_clients)
+        .map(|c| SidecarNode {
+            name: if n_clients == 1 {
+                CLIENT.to_owned()
+            } else {
+                format!("{CLIENT}/{c}")
+            },
+            clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
+            seed: derive_seed(seed, 3, u64::from(c)),
+            zone: entry_zones
+                .get(c as usize % entry_zones.len().max(1))
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
     let mut faults: Vec<LiveFault> = faults
         .into_iter()
         .map(|(k, mut f)| {
-            resolve_fault(&sc.faults[k], &mut f, &backends, &sidecars, &client);
+            resolve_fault(&sc.faults[k], &mut f, &backends, &sidecars, &clients);
             f
         })
         .collect();
@@ -571,7 +626,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         backends,
         sidecars,
         order,
-        client,
+        clients,
         load,
         faults,
         notes,

@@ -398,7 +398,7 @@ impl Ctx<'_> {
     }
 
     /// Ejections per endpoint over every meshsim sidecar, and the client
-    /// sidecar's retries (the end-to-end retries, as the simulator counts
+    /// sidecars' retries (the end-to-end retries, as the simulator counts
     /// them).
     pub(crate) async fn mesh_counters(
         &self,
@@ -407,7 +407,7 @@ impl Ctx<'_> {
         let admins: Vec<(SocketAddr, bool)> = lock(procs)
             .sidecars
             .iter()
-            .filter_map(|g| g.admin.map(|a| (a, g.name == CLIENT_SIDECAR)))
+            .filter_map(|g| g.admin.map(|a| (a, is_client_sidecar(&g.name))))
             .collect();
         let mut m = MeshCounters::default();
         for (addr, client) in admins {
@@ -480,8 +480,11 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The client sidecar's name.
-pub(crate) const CLIENT_SIDECAR: &str = "sidecar client";
+/// Whether a child is a client sidecar (`sidecar client`, or `sidecar
+/// client/K` with several clients).
+pub(crate) fn is_client_sidecar(name: &str) -> bool {
+    name == "sidecar client" || name.starts_with("sidecar client/")
+}
 
 /// Counters read from the meshsim sidecars' `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq)]
