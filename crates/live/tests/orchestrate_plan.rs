@@ -200,7 +200,7 @@ retry = { num_retries = 2, retry_on = ["5xx", "connect-failure"], per_try_timeou
         "127.0.0.1:9001".parse().expect("addr"),
         "127.0.0.1:9002".parse().expect("addr"),
     ];
-    let h = haproxy_config(listen, &servers, &p);
+    let h = haproxy_config(listen, &servers, &p, None);
     assert!(h.contains("balance random(2)"), "{h}");
     assert!(h.contains("retries 2"), "{h}");
     assert!(h.contains("retry-on 500 502 503 504 conn-failure"), "{h}");
@@ -215,7 +215,7 @@ retry = { num_retries = 1, retry_on = ["gateway-error"] }
 "#,
     )
     .expect("policy");
-    let c = nginx_config(listen, &servers, &n, std::path::Path::new("/tmp/x"));
+    let c = nginx_config(listen, &servers, &n, std::path::Path::new("/tmp/x"), None);
     assert!(c.contains("random two least_conn;"), "{c}");
     assert!(
         c.contains("proxy_next_upstream http_502 http_503 http_504;"),

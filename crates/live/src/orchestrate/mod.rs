@@ -139,6 +139,13 @@ pub struct LiveInfo {
     /// (the load generator could not keep its schedule, or the CPUs were
     /// saturated); says by how much.
     pub host_bound: Option<String>,
+    /// Each sidecar's own counters over the measured period, by sidecar
+    /// (`sidecar client`, …) and name: `requests`, `attempts`, `retries`,
+    /// `ejections` (meshsim); `requests`, `attempts`, `retries`,
+    /// `redispatches`, `health_check_down` (HAProxy); `requests` (nginx,
+    /// whose open-source edition has no more).
+    #[serde(default)]
+    pub sidecars: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl LiveReport {
@@ -359,6 +366,19 @@ async fn run_inner(
             .client_retries
             .saturating_sub(mesh_start.client_retries);
     }
+    // Each sidecar's counters over the measured period.
+    let mut sidecars = mesh_end.sidecars.clone();
+    for (name, counters) in &mut sidecars {
+        for (k, v) in counters.iter_mut() {
+            let before = mesh_start
+                .sidecars
+                .get(name)
+                .and_then(|c| c.get(k))
+                .copied()
+                .unwrap_or(0);
+            *v = v.saturating_sub(before);
+        }
+    }
     let scenario = sc.to_toml();
     let meta = Meta {
         scenario_hash: format!("{:016x}", meshsim_results::fnv1a(scenario.as_bytes())),
@@ -393,6 +413,7 @@ async fn run_inner(
             errors: report.errors,
             cpu_idle,
             host_bound,
+            sidecars,
         },
     })
 }

@@ -189,8 +189,17 @@ impl Ctx<'_> {
                 let port = child::free_port()
                     .map_err(|e| LiveError::Io(format!("finding a free port: {e}")))?;
                 let listen = SocketAddr::from(([127, 0, 0, 1], port));
-                let (text, args, program) = if kind == ProxyKind::Haproxy {
-                    let text = thirdparty::haproxy_config(listen, &servers, policy);
+                let stats = if kind == ProxyKind::Haproxy {
+                    thirdparty::StatsSource::HaproxySocket(self.dir.0.join(format!("{stem}.sock")))
+                } else {
+                    let port = child::free_port()
+                        .map_err(|e| LiveError::Io(format!("finding a free port: {e}")))?;
+                    thirdparty::StatsSource::NginxStatus(SocketAddr::from(([127, 0, 0, 1], port)))
+                };
+                let (text, args, program) = if let thirdparty::StatsSource::HaproxySocket(sock) =
+                    &stats
+                {
+                    let text = thirdparty::haproxy_config(listen, &servers, policy, Some(sock));
                     let path = self.dir.0.join(format!("{stem}.cfg"));
                     (
                         text,
@@ -205,7 +214,11 @@ impl Ctx<'_> {
                     let sub = self.dir.0.join(&stem);
                     std::fs::create_dir_all(&sub)
                         .map_err(|e| LiveError::Io(format!("creating {}: {e}", sub.display())))?;
-                    let text = thirdparty::nginx_config(listen, &servers, policy, &sub);
+                    let status = match &stats {
+                        thirdparty::StatsSource::NginxStatus(a) => Some(*a),
+                        thirdparty::StatsSource::HaproxySocket(_) => None,
+                    };
+                    let text = thirdparty::nginx_config(listen, &servers, policy, &sub, status);
                     let path = self.dir.0.join(format!("{stem}.conf"));
                     let args = vec![
                         "-c".to_owned(),
@@ -241,6 +254,7 @@ impl Ctx<'_> {
                 let mut g = ChildGuard::spawn(&name, &exe, &args, log, &hint)?;
                 self.announce(&g);
                 self.wait_listening(&mut g, listen).await?;
+                g.stats = Some((stats, servers));
                 Ok((g, listen))
             }
         }
@@ -376,9 +390,16 @@ impl Ctx<'_> {
 
     /// A sidecar's Prometheus text.
     pub(crate) async fn metrics_text(&self, addr: SocketAddr) -> Result<String, LiveError> {
+        self.metrics_text_at(addr, "/metrics")
+            .await
+            .map_err(|e| LiveError::Admin(format!("sidecar admin {addr}/metrics: {e}")))
+    }
+
+    /// The body of `GET http://addr/path`.
+    async fn metrics_text_at(&self, addr: SocketAddr, path: &str) -> Result<String, String> {
         let fut = async {
             let req = Request::builder()
-                .uri(format!("http://{addr}/metrics"))
+                .uri(format!("http://{addr}{path}"))
                 .body(Body::default())
                 .map_err(|e| e.to_string())?;
             let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
@@ -394,7 +415,6 @@ impl Ctx<'_> {
             .timeout(Nanos::from_secs(5), fut)
             .await
             .unwrap_or_else(|| Err("no answer within 5s".into()))
-            .map_err(|e| LiveError::Admin(format!("sidecar admin {addr}/metrics: {e}")))
     }
 
     /// Ejections per endpoint over every meshsim sidecar, and the client
@@ -404,14 +424,40 @@ impl Ctx<'_> {
         &self,
         procs: &Mutex<Procs>,
     ) -> Result<MeshCounters, LiveError> {
-        let admins: Vec<(SocketAddr, bool)> = lock(procs)
+        let admins: Vec<(SocketAddr, String)> = lock(procs)
             .sidecars
             .iter()
-            .filter_map(|g| g.admin.map(|a| (a, is_client_sidecar(&g.name))))
+            .filter_map(|g| g.admin.map(|a| (a, g.name.clone())))
+            .collect();
+        let third: Vec<(String, thirdparty::StatsSource, Vec<SocketAddr>)> = lock(procs)
+            .sidecars
+            .iter()
+            .filter_map(|g| g.stats.clone().map(|(s, v)| (g.name.clone(), s, v)))
             .collect();
         let mut m = MeshCounters::default();
-        for (addr, client) in admins {
+        for (name, source, servers) in third {
+            let c = self.proxy_counters(&name, &source, &servers).await?;
+            for (a, d) in &c.down {
+                // A server its health checks took down is out of the
+                // balancer, as an ejected one is.
+                *m.ejections.entry(*a).or_default() += d;
+            }
+            if is_client_sidecar(&name) {
+                m.client_retries += c.retries;
+            }
+            let e = m.sidecars.entry(name).or_default();
+            if matches!(source, thirdparty::StatsSource::HaproxySocket(_)) {
+                e.insert("retries".into(), c.retries);
+                e.insert("redispatches".into(), c.redispatches);
+                e.insert("attempts".into(), c.attempts.values().sum());
+                e.insert("health_check_down".into(), c.down.values().sum());
+            }
+            e.insert("requests".into(), c.requests);
+        }
+        for (addr, name) in admins {
+            let client = is_client_sidecar(&name);
             let text = self.metrics_text(addr).await?;
+            let own = m.sidecars.entry(name).or_default();
             for line in text.lines() {
                 let value = || {
                     line.rsplit_once(' ')
@@ -426,12 +472,59 @@ impl Ctx<'_> {
                     if let Some(ep) = ep {
                         *m.ejections.entry(ep).or_default() += value();
                     }
-                } else if client && line.starts_with("meshsim_proxy_retries_total") {
-                    m.client_retries += value();
+                    *own.entry("ejections".into()).or_default() += value();
+                } else if line.starts_with("meshsim_proxy_retries_total") {
+                    if client {
+                        m.client_retries += value();
+                    }
+                    *own.entry("retries".into()).or_default() += value();
+                } else if line.starts_with("meshsim_proxy_endpoint_requests_total") {
+                    *own.entry("attempts".into()).or_default() += value();
+                } else if line.starts_with("meshsim_proxy_requests_total") {
+                    *own.entry("requests".into()).or_default() += value();
                 }
             }
         }
         Ok(m)
+    }
+
+    /// A third-party sidecar's counters, from its stats socket or page.
+    async fn proxy_counters(
+        &self,
+        name: &str,
+        source: &thirdparty::StatsSource,
+        servers: &[SocketAddr],
+    ) -> Result<thirdparty::ProxyCounters, LiveError> {
+        let fail = |e: String| LiveError::Admin(format!("{name} counters: {e}"));
+        match source {
+            thirdparty::StatsSource::HaproxySocket(path) => {
+                let fut = async {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut s = tokio::net::UnixStream::connect(path)
+                        .await
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    s.write_all(b"show stat\n")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut text = String::new();
+                    s.read_to_string(&mut text)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(text)
+                };
+                let text = self
+                    .clock
+                    .timeout(Nanos::from_secs(5), fut)
+                    .await
+                    .unwrap_or_else(|| Err("no answer within 5s".into()))
+                    .map_err(fail)?;
+                thirdparty::parse_haproxy_stats(&text, servers).map_err(fail)
+            }
+            thirdparty::StatsSource::NginxStatus(addr) => {
+                let text = self.metrics_text_at(*addr, "/").await.map_err(fail)?;
+                thirdparty::parse_nginx_status(&text).map_err(fail)
+            }
+        }
     }
 
     pub(crate) async fn counters(&self, addr: SocketAddr) -> Result<Counters, LiveError> {
@@ -491,6 +584,8 @@ pub(crate) fn is_client_sidecar(name: &str) -> bool {
 pub(crate) struct MeshCounters {
     pub(crate) ejections: BTreeMap<SocketAddr, u64>,
     pub(crate) client_retries: u64,
+    /// Per sidecar, its own counters by name (`retries`, `attempts`, …).
+    pub(crate) sidecars: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Every process of a run, shared by the fault task and the monitor.
