@@ -244,3 +244,34 @@ duration = "1600ms"
     let e2e = &r.tables.summary[0];
     assert!(e2e.errors >= 25, "{e2e:?}");
 }
+
+#[test]
+fn a_partitioned_instance_fails_its_health_checks_and_leaves_the_balancer() {
+    // As in the simulator, the probes of an isolated instance get no answer:
+    // after two timed-out checks (≈ 0.2–0.3 s) the client's sidecar stops
+    // picking api/1, so only the attempts of those first tenths of a second
+    // (a third of ≈ 45 requests) time out and are retried; without health
+    // checks a third of all ≈ 375 are (see the test above).
+    let sc = scenario(&format!(
+        r#"{RETRIES}
+health_check = {{ interval = "100ms", timeout = "50ms", unhealthy_threshold = 2, healthy_threshold = 1, no_traffic_interval = "100ms" }}
+[[faults]]
+kind = "partition"
+at = "500ms"
+service = "api"
+instance = 1
+"#
+    ));
+    let (r, _) = run(&sc);
+    let e2e = &r.tables.summary[0];
+    assert!(
+        (e2e.retries as f64) < e2e.count as f64 / 6.0,
+        "{e2e:?} {:?}",
+        r.tables.instances
+    );
+    assert!(
+        r.tables.instances[1].requests <= 3,
+        "{:?}",
+        r.tables.instances
+    );
+}

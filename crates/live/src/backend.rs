@@ -15,13 +15,15 @@
 //! time as JSON), `POST /admin/set` with a JSON object of any of
 //! `latency_factor`, `extra_latency`, `error_rate`, `paused` (a paused
 //! backend holds new requests until resumed), `response_delay` (added to
-//! every answer after its worker is free: the simulator's `latency` fault)
-//! and `gc_pause` with `gc_every` (stop-the-world pauses, the simulator's
+//! every answer after its worker is free: the simulator's `latency` fault),
+//! `gc_pause` with `gc_every` (stop-the-world pauses, the simulator's
 //! `gc_pause` fault: from now, every `gc_every` the instance stops for
 //! `gc_pause`; work in service stalls by the pauses that began while it ran
-//! and no request starts during one; `gc_pause: "0s"` stops them). `GET
-//! /healthz` answers 200 unless paused (then 503); during a stop-the-world
-//! pause it answers when the pause ends.
+//! and no request starts during one; `gc_pause: "0s"` stops them) and
+//! `silent` (health checks get no answer while set: a partitioned
+//! instance's, as the simulator's probes of one get none). `GET /healthz`
+//! answers 200 unless paused (then 503); during a stop-the-world pause it
+//! answers when the pause ends.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -168,6 +170,9 @@ pub struct Knobs {
     pub gc_pause: Option<Nanos>,
     /// Time from one stop-the-world pause's start to the next.
     pub gc_every: Option<Nanos>,
+    /// Health checks get no answer while set (held until it is cleared or
+    /// for at most a minute).
+    pub silent: Option<bool>,
 }
 
 /// A stop-the-world pause schedule (the simulator's `gc_pause` fault),
@@ -238,6 +243,7 @@ struct State {
     rng: Mutex<Xoshiro256PlusPlus>,
     knobs: Mutex<Knobs>,
     paused: watch::Sender<bool>,
+    silent: watch::Sender<bool>,
     gc: Mutex<Gc>,
     workers: Semaphore,
     stats: Stats,
@@ -268,6 +274,7 @@ impl Backend {
             rng: Mutex::new(Xoshiro256PlusPlus::seed_from_u64(cfg.seed)),
             knobs: Mutex::new(Knobs::default()),
             paused: watch::channel(false).0,
+            silent: watch::channel(false).0,
             gc: Mutex::new(Gc::default()),
             workers: Semaphore::new(cfg.concurrency as usize),
             stats: Stats::default(),
@@ -319,6 +326,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if path == "/healthz" {
         // A stopped-the-world instance answers nothing until the pause ends.
         wait_gc(&st).await;
+        // A partitioned one answers nothing (the prober times out first).
+        let mut silent = st.silent.subscribe();
+        let _ = st
+            .clock
+            .timeout(Nanos::from_secs(60), silent.wait_for(|s| !*s))
+            .await;
         return if *st.paused.borrow() {
             http::text(StatusCode::SERVICE_UNAVAILABLE, "paused\n")
         } else {
@@ -596,6 +609,10 @@ async fn admin(st: &State, cmd: String, req: Request<Incoming>) -> Response<Body
             if let Some(p) = k.paused {
                 knobs.paused = Some(p);
                 st.paused.send_replace(p);
+            }
+            if let Some(q) = k.silent {
+                knobs.silent = Some(q);
+                st.silent.send_replace(q);
             }
             http::json(StatusCode::OK, &*knobs)
         }

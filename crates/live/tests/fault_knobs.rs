@@ -84,6 +84,26 @@ async fn a_stop_the_world_pause_holds_requests_and_health_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_backend_answers_no_health_check_until_it_speaks_again() {
+    let b = Backend::start(BackendConfig::default())
+        .await
+        .expect("backend");
+    let (s, _) = post(b.addr, "/admin/set", r#"{"silent": true}"#).await;
+    assert_eq!(s, 200);
+    let addr = b.addr;
+    let probe = tokio::spawn(async move { get(addr, "/healthz").await });
+    // Requests (not health checks) are still served.
+    assert_eq!(get(b.addr, "/").await.0, 200);
+    let clock = Clock::start();
+    clock.sleep(Nanos::from_millis(200)).await;
+    assert!(!probe.is_finished(), "a silent backend answered its probe");
+    let (s, _) = post(b.addr, "/admin/set", r#"{"silent": false}"#).await;
+    assert_eq!(s, 200);
+    assert_eq!(probe.await.expect("joined").0, 200);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_holed_endpoint_never_answers_and_its_attempts_time_out() {
     let b = backends(&[Nanos::ZERO, Nanos::ZERO]).await;
     let addrs: Vec<_> = b.iter().map(|b| b.addr).collect();

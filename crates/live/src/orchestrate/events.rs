@@ -100,6 +100,15 @@ pub(crate) async fn apply_events(
                     cuts.retain(|&c| c != k);
                 }
                 set_cuts(plan, ctx, procs, &cuts, f).await?;
+                // Isolated instances (instance form) answer no health check.
+                for &t in &f.targets {
+                    if on {
+                        active[t].push(k);
+                    } else {
+                        active[t].retain(|&x| x != k);
+                    }
+                    apply_faults(plan, ctx, procs, &origin, t, &active[t], &mut down[t]).await?;
+                }
             }
             FaultKind::DiscoveryOutage => {
                 if let Some(c) = ctx.control {
@@ -199,6 +208,7 @@ async fn apply_faults(
     let mut factor = b.slowdown;
     let mut error_rate: Option<f64> = None;
     let mut delay = Nanos::ZERO;
+    let mut isolated = false;
     for &i in faults {
         let f = &plan.faults[i];
         match f.kind {
@@ -208,6 +218,7 @@ async fn apply_faults(
                 error_rate = Some(error_rate.map_or(f.value, |e| e.max(f.value)))
             }
             FaultKind::Latency => delay = delay + f.latency,
+            FaultKind::Partition => isolated = true,
             _ => {}
         }
     }
@@ -236,6 +247,7 @@ async fn apply_faults(
             "latency_factor": factor,
             "error_rate": error_rate.unwrap_or(b.config.error_rate),
             "response_delay": delay,
+            "silent": isolated,
         }),
     )
     .await
