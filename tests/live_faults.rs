@@ -275,3 +275,38 @@ instance = 1
         r.tables.instances
     );
 }
+
+#[test]
+fn gc_pauses_resume_after_a_crash_and_restart() {
+    // api/0 pauses as above from the start, and crashes from 0.6 s to
+    // 0.9 s: the restarted process picks the schedule up again, so the
+    // second measured window (1.5–2.5 s) still has its stalled requests
+    // (≈ 6.7 % of ≈ 150 wait over 50 ms: its 99th percentile is one).
+    let sc = scenario(
+        r#"
+[[faults]]
+kind = "gc_pause"
+at = "0s"
+service = "api"
+instance = 0
+pause = "100ms"
+every = "250ms"
+[[faults]]
+kind = "crash"
+at = "600ms"
+duration = "300ms"
+service = "api"
+instance = 0
+"#,
+    );
+    let (r, started) = run(&sc);
+    assert_eq!(started, 5, "api/0 started again");
+    let w: Vec<_> = r
+        .tables
+        .timeseries
+        .iter()
+        .filter(|t| t.scope == "end_to_end")
+        .collect();
+    assert!(w.len() >= 2, "{w:?}");
+    assert!(w[1].p99_ms >= 50.0, "{:?}", w[1]);
+}

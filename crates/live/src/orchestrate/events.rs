@@ -116,15 +116,15 @@ pub(crate) async fn apply_events(
                 }
             }
             FaultKind::GcPause => {
-                let knobs = if on {
-                    serde_json::json!({ "gc_pause": f.latency, "gc_every": f.every })
-                } else {
-                    serde_json::json!({ "gc_pause": Nanos::ZERO })
-                };
                 for &t in &f.targets {
+                    if on {
+                        active[t].push(k);
+                    } else {
+                        active[t].retain(|&x| x != k);
+                    }
                     if !down[t] {
                         let addr = lock(procs).backends[t].addr;
-                        ctx.set_knobs(addr, knobs.clone()).await?;
+                        ctx.set_knobs(addr, gc_knobs(plan, &active[t])).await?;
                     }
                 }
             }
@@ -239,6 +239,14 @@ async fn apply_faults(
         if let Some(c) = ctx.control {
             c.change(origin.now(), &b.service, b.instance, true);
         }
+        // A pause schedule still on resumes in the new process.
+        if faults
+            .iter()
+            .any(|&i| plan.faults[i].kind == FaultKind::GcPause)
+        {
+            let addr = lock(procs).backends[k].addr;
+            ctx.set_knobs(addr, gc_knobs(plan, faults)).await?;
+        }
     }
     let addr = lock(procs).backends[k].addr;
     ctx.set_knobs(
@@ -251,6 +259,20 @@ async fn apply_faults(
         }),
     )
     .await
+}
+
+/// The stop-the-world schedule of the newest `gc_pause` fault on (the
+/// backend runs one schedule at a time), or none.
+fn gc_knobs(plan: &LivePlan, faults: &[usize]) -> serde_json::Value {
+    match faults
+        .iter()
+        .rev()
+        .map(|&i| &plan.faults[i])
+        .find(|f| f.kind == FaultKind::GcPause)
+    {
+        Some(f) => serde_json::json!({ "gc_pause": f.latency, "gc_every": f.every }),
+        None => serde_json::json!({ "gc_pause": Nanos::ZERO }),
+    }
 }
 
 /// SIGKILL by PID, banking what the backend served so far.
