@@ -4,16 +4,20 @@
 //! [`plan()`] turns a scenario into the processes to start (refusing what
 //! live mode cannot do by name); [`run`] starts them on free loopback
 //! ports, waits until each says it listens, applies the scenario's
-//! per-instance slow-downs, drives the client sidecar with the load
+//! per-instance slow-downs, drives the client sidecars with the load
 //! generator (warm-up, then the measured period), applies the faults at
-//! their times, and collects:
+//! their times (see `events`), runs the discovery control plane when a
+//! mesh policy uses discovery (see `control`), and collects:
 //!
 //! - `summary.csv`, `latency.csv`, `timeseries.csv`: the load generator's
 //!   (end-to-end latency from each request's intended send time, plus the
 //!   `load:uncorrected` and `load:send_lag` scopes);
 //! - `instances.csv`: every backend's own counters (`/admin/stats`),
 //!   differenced between the end of the warm-up and the end of the run, so
-//!   every service's instances appear, not only the entry's.
+//!   every service's instances appear, not only the entry's;
+//! - `live.json`: besides the run's facts, every sidecar's own counters
+//!   over the measured period (meshsim `/metrics`, HAProxy's stats socket,
+//!   nginx's `stub_status`).
 //!
 //! Processes never outlive the run: each is a [`child::ChildGuard`] (killed
 //! by PID when dropped), a child that exits when it should not stops the

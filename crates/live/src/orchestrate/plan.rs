@@ -3,8 +3,10 @@
 //!
 //! The topology: one `meshsim backend` per instance; one sidecar per
 //! instance of every service that makes calls (its clusters are the called
-//! services; the backend sends its calls through it); one client sidecar in
-//! front of the entry service, which the load generator drives. A sidecar
+//! services; the backend sends its calls through it); one client sidecar
+//! per `workload.clients` in front of the entry service, which the load
+//! generator drives (an ingress tier becomes one more service in front of
+//! the entry, as the engine models it). A sidecar
 //! forwards straight to the callee's backends: the caller's sidecar is
 //! where every mesh decision is made (balancing, retries, breaking,
 //! ejection), so one proxy per hop carries all of the scenario's policy.

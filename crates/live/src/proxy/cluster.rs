@@ -92,7 +92,7 @@ pub struct Inner {
     pub traffic: bool,
     /// Endpoints behind a network partition (`http://addr`, as
     /// [`EndpointState::base`]): attempts to them get no answer and end at
-    /// their deadline (see [`black_hole`]). Set through the admin API.
+    /// their deadline as timeouts. Set through the admin API.
     pub blackholed: Vec<String>,
 }
 
