@@ -46,6 +46,11 @@ pub struct Args {
     /// Seed of the arrival times.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Closed loop: each user thinks this long before each request (a
+    /// duration, or a scenario distribution such as
+    /// `{ dist = "exponential", mean = "100ms" }`).
+    #[arg(long)]
+    think_time: Option<String>,
     /// Write the result tables into this directory (must not exist).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -77,6 +82,7 @@ fn phases(s: &str) -> anyhow::Result<Vec<Phase>> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let cfg = LoadConfig {
         url: args.url.clone(),
+        urls: Vec::new(),
         host: args.host.clone(),
         arrival: match args.arrival.as_str() {
             "constant" => ArrivalKind::Constant,
@@ -95,6 +101,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         window: args.window,
         seed: args.seed,
+        think_time: match &args.think_time {
+            Some(t) => Some(
+                meshsim_live::backend::parse_dist(t)
+                    .map_err(|e| anyhow::anyhow!("--think-time: {e}"))?,
+            ),
+            None => None,
+        },
     };
     cfg.validate()?;
     if let Some(out) = &args.out {

@@ -14,8 +14,16 @@
 //! Admin (same port, under `/admin/`): `GET /admin/stats` (counts and busy
 //! time as JSON), `POST /admin/set` with a JSON object of any of
 //! `latency_factor`, `extra_latency`, `error_rate`, `paused` (a paused
-//! backend holds new requests until resumed). `GET /healthz` answers 200
-//! unless paused (then 503).
+//! backend holds new requests until resumed), `response_delay` (added to
+//! every answer after its worker is free: the simulator's `latency` fault),
+//! `gc_pause` with `gc_every` (stop-the-world pauses, the simulator's
+//! `gc_pause` fault: from now, every `gc_every` the instance stops for
+//! `gc_pause`; work in service stalls by the pauses that began while it ran
+//! and no request starts during one; `gc_pause: "0s"` stops them) and
+//! `silent` (health checks get no answer while set: a partitioned
+//! instance's, as the simulator's probes of one get none). `GET /healthz`
+//! answers 200 unless paused (then 503); during a stop-the-world pause it
+//! answers when the pause ends.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,7 +34,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use meshsim_core::Nanos;
+use meshsim_core::{Nanos, Time};
 use meshsim_scenario::{Dist, Step};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -154,6 +162,68 @@ pub struct Knobs {
     pub error_rate: Option<f64>,
     /// Holds new requests until unpaused.
     pub paused: Option<bool>,
+    /// Delays every answer by this much after its worker is released (the
+    /// worker is not held: the simulator's `latency` fault).
+    pub response_delay: Option<Nanos>,
+    /// Stop-the-world pauses of this length, from now, every
+    /// [`Knobs::gc_every`]; `0s` stops them.
+    pub gc_pause: Option<Nanos>,
+    /// Time from one stop-the-world pause's start to the next.
+    pub gc_every: Option<Nanos>,
+    /// Health checks get no answer while set (held until it is cleared or
+    /// for at most a minute).
+    pub silent: Option<bool>,
+}
+
+/// A stop-the-world pause schedule (the simulator's `gc_pause` fault),
+/// evaluated lazily: pause `k` covers `[start + k·every, start + k·every +
+/// pause)`, and counts in full from its start, as the simulator counts it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Gc {
+    /// The schedule now on, if any: start, pause, every.
+    on: Option<(Time, Nanos, Nanos)>,
+    /// Pause time of schedules that were switched off.
+    banked: u64,
+    /// The end of a pause under way when its schedule was switched off.
+    tail: Time,
+}
+
+impl Gc {
+    /// Total pause time that has begun by `now`, in nanoseconds.
+    fn total(&self, now: Time) -> u64 {
+        self.banked
+            + match self.on {
+                Some((start, pause, every)) if now >= start => {
+                    let k = (now - start).as_nanos() / every.as_nanos().max(1);
+                    (k + 1).saturating_mul(pause.as_nanos())
+                }
+                _ => 0,
+            }
+    }
+
+    /// The end of the pause `now` falls in, if it falls in one.
+    fn paused_until(&self, now: Time) -> Option<Time> {
+        let on = self.on.and_then(|(start, pause, every)| {
+            if now < start {
+                return None;
+            }
+            let k = (now - start).as_nanos() / every.as_nanos().max(1);
+            let end = start + Nanos(k * every.as_nanos()) + pause;
+            (now < end).then_some(end)
+        });
+        on.or((now < self.tail).then_some(self.tail))
+    }
+
+    /// Switches the schedule at `now` (a zero pause switches it off).
+    fn set(&mut self, now: Time, pause: Nanos, every: Nanos) {
+        self.tail = self.paused_until(now).unwrap_or(Time::ZERO);
+        self.banked = self.total(now);
+        self.on = (pause > Nanos::ZERO).then_some((now, pause, every));
+        if self.on.is_some() {
+            // The new schedule's first pause starts now and counts itself.
+            self.tail = Time::ZERO;
+        }
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -173,6 +243,8 @@ struct State {
     rng: Mutex<Xoshiro256PlusPlus>,
     knobs: Mutex<Knobs>,
     paused: watch::Sender<bool>,
+    silent: watch::Sender<bool>,
+    gc: Mutex<Gc>,
     workers: Semaphore,
     stats: Stats,
     clock: Clock,
@@ -202,6 +274,8 @@ impl Backend {
             rng: Mutex::new(Xoshiro256PlusPlus::seed_from_u64(cfg.seed)),
             knobs: Mutex::new(Knobs::default()),
             paused: watch::channel(false).0,
+            silent: watch::channel(false).0,
+            gc: Mutex::new(Gc::default()),
             workers: Semaphore::new(cfg.concurrency as usize),
             stats: Stats::default(),
             clock: Clock::start(),
@@ -250,6 +324,14 @@ impl Backend {
 async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     if path == "/healthz" {
+        // A stopped-the-world instance answers nothing until the pause ends.
+        wait_gc(&st).await;
+        // A partitioned one answers nothing (the prober times out first).
+        let mut silent = st.silent.subscribe();
+        let _ = st
+            .clock
+            .timeout(Nanos::from_secs(60), silent.wait_for(|s| !*s))
+            .await;
         return if *st.paused.borrow() {
             http::text(StatusCode::SERVICE_UNAVAILABLE, "paused\n")
         } else {
@@ -265,7 +347,32 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         .await;
     let mut resp = serve_one(&st).await;
     resp.headers_mut().insert(INSTANCE_HEADER, st.name.clone());
+    // A `latency` fault delays the answer on its way back, the worker free.
+    let delay = knobs(&st).response_delay.unwrap_or(Nanos::ZERO);
+    if delay > Nanos::ZERO {
+        st.clock.sleep_precise(delay).await;
+    }
     resp
+}
+
+fn knobs(st: &State) -> Knobs {
+    st.knobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn gc(st: &State) -> Gc {
+    *st.gc.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits while a stop-the-world pause is under way.
+async fn wait_gc(st: &State) {
+    // Pauses are shorter than their period, so each wait ends outside one;
+    // the bound only guards against a schedule switched in between.
+    for _ in 0..1000 {
+        match gc(st).paused_until(st.clock.now()) {
+            Some(t) => st.clock.sleep_until(t).await,
+            None => return,
+        }
+    }
 }
 
 async fn serve_one(st: &State) -> Response<Body> {
@@ -283,10 +390,13 @@ async fn serve_one(st: &State) -> Response<Body> {
     let Ok(_permit) = permit else {
         return http::text(StatusCode::SERVICE_UNAVAILABLE, "closing\n");
     };
+    // No work starts during a stop-the-world pause.
+    wait_gc(st).await;
     st.stats.in_flight.fetch_add(1, Ordering::Relaxed);
     let started = st.clock.now();
+    let mut gc_mark = gc(st).total(started);
     let (work, fail) = {
-        let knobs = st.knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let knobs = knobs(st);
         let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
         let mut d = st.sampler.sample(&mut rng);
         if let Some(f) = knobs.latency_factor {
@@ -308,6 +418,16 @@ async fn serve_one(st: &State) -> Response<Body> {
                 std::hint::spin_loop();
             }
         }
+    }
+    // Pauses that began while the work ran delay its end by their length
+    // (as the simulator's `on_work_done`); bounded, as pauses are finite.
+    for _ in 0..1000 {
+        let total = gc(st).total(st.clock.now());
+        if total <= gc_mark {
+            break;
+        }
+        st.clock.sleep_precise(Nanos(total - gc_mark)).await;
+        gc_mark = total;
     }
     let mut downstream_failed = false;
     if let Some(sidecar) = st.cfg.sidecar {
@@ -440,7 +560,7 @@ async fn admin(st: &State, cmd: String, req: Request<Incoming>) -> Response<Body
                 Err(e) => {
                     return http::text(
                         StatusCode::BAD_REQUEST,
-                        format!("invalid knobs: {e}; expected JSON with any of latency_factor, extra_latency, error_rate, paused\n"),
+                        format!("invalid knobs: {e}; expected JSON with any of latency_factor, extra_latency, error_rate, paused, response_delay, gc_pause with gc_every\n"),
                     )
                 }
             };
@@ -454,6 +574,21 @@ async fn admin(st: &State, cmd: String, req: Request<Incoming>) -> Response<Body
                     return http::text(StatusCode::BAD_REQUEST, format!("latency_factor {f} must be a finite number >= 0\n"));
                 }
             }
+            match (k.gc_pause, k.gc_every) {
+                (Some(p), Some(e)) if p == Nanos::ZERO || p < e => {
+                    st.gc.lock().unwrap_or_else(|e| e.into_inner()).set(st.clock.now(), p, e);
+                }
+                (Some(p), None) if p == Nanos::ZERO => {
+                    st.gc.lock().unwrap_or_else(|e| e.into_inner()).set(st.clock.now(), p, Nanos::ZERO);
+                }
+                (None, None) => {}
+                (p, e) => {
+                    return http::text(
+                        StatusCode::BAD_REQUEST,
+                        format!("gc_pause {p:?} and gc_every {e:?}: expected both, with gc_pause shorter than gc_every (or gc_pause \"0s\" to stop)\n"),
+                    )
+                }
+            }
             let mut knobs = st.knobs.lock().unwrap_or_else(|e| e.into_inner());
             if k.latency_factor.is_some() {
                 knobs.latency_factor = k.latency_factor;
@@ -464,9 +599,20 @@ async fn admin(st: &State, cmd: String, req: Request<Incoming>) -> Response<Body
             if k.error_rate.is_some() {
                 knobs.error_rate = k.error_rate;
             }
+            if k.response_delay.is_some() {
+                knobs.response_delay = k.response_delay;
+            }
+            if k.gc_pause.is_some() {
+                knobs.gc_pause = k.gc_pause;
+                knobs.gc_every = k.gc_every;
+            }
             if let Some(p) = k.paused {
                 knobs.paused = Some(p);
                 st.paused.send_replace(p);
+            }
+            if let Some(q) = k.silent {
+                knobs.silent = Some(q);
+                st.silent.send_replace(q);
             }
             http::json(StatusCode::OK, &*knobs)
         }
@@ -491,4 +637,35 @@ pub fn parse_dist(s: &str) -> Result<Dist, String> {
     toml::from_str::<W>(&format!("d = {s}"))
         .map(|w| w.d)
         .map_err(|e| format!("invalid distribution {s:?}: {e}; expected a duration such as \"1ms\" or an inline table such as {{ dist = \"exponential\", mean = \"1ms\" }}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_count_in_full_from_their_start_and_stop_when_switched_off() {
+        let ms = Nanos::from_millis;
+        let at = |m: u64| Time::ZERO + ms(m);
+        let mut gc = Gc::default();
+        assert_eq!(gc.total(at(5)), 0);
+        assert_eq!(gc.paused_until(at(5)), None);
+        gc.set(at(100), ms(10), ms(50));
+        // Pauses at 100, 150, 200, ...: each counts from its start.
+        assert_eq!(gc.total(at(99)), 0);
+        assert_eq!(gc.total(at(100)), ms(10).as_nanos());
+        assert_eq!(gc.total(at(149)), ms(10).as_nanos());
+        assert_eq!(gc.total(at(150)), ms(20).as_nanos());
+        assert_eq!(gc.paused_until(at(105)), Some(at(110)));
+        assert_eq!(gc.paused_until(at(110)), None);
+        assert_eq!(gc.paused_until(at(155)), Some(at(160)));
+        // Off in the middle of a pause: that pause still ends, no more begin.
+        gc.set(at(205), Nanos::ZERO, Nanos::ZERO);
+        assert_eq!(gc.total(at(1000)), ms(30).as_nanos());
+        assert_eq!(gc.paused_until(at(207)), Some(at(210)));
+        assert_eq!(gc.paused_until(at(250)), None);
+        // A new schedule adds to what was banked.
+        gc.set(at(300), ms(5), ms(100));
+        assert_eq!(gc.total(at(300)), ms(35).as_nanos());
+    }
 }

@@ -94,6 +94,16 @@ impl DiscoveryServer {
         set(&self.state, cluster, endpoints)
     }
 
+    /// Starts (`true`) or ends a control-plane outage (as `POST /v1/outage`).
+    pub fn set_outage(&self, on: bool) {
+        self.state
+            .reg
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .outage = on;
+        self.state.changed.send_modify(|n| *n += 1);
+    }
+
     /// The URL proxies poll for `cluster`.
     pub fn url(&self, cluster: &str) -> String {
         format!("http://{}/v1/clusters/{cluster}", self.addr)

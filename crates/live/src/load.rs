@@ -20,8 +20,12 @@
 //!
 //! # Closed loop
 //!
-//! `connections` workers each send a request, wait for the answer, send
-//! the next. Intended and actual send coincide.
+//! `connections` workers (users) each send a request, wait for the answer,
+//! send the next. Intended and actual send coincide. With a `think_time`
+//! distribution each user waits a think time drawn from it before its
+//! first request and after every answer, as the simulator's closed-loop
+//! users do (so users do not start in step); a think time that would end
+//! after the run ends the user.
 //!
 //! # Results
 //!
@@ -48,6 +52,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::http::{self, Body, INSTANCE_HEADER};
+use crate::sample::Sampler;
 
 /// How requests arrive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,6 +83,11 @@ pub struct Phase {
 pub struct LoadConfig {
     /// Target URL (`http://HOST:PORT/PATH`).
     pub url: String,
+    /// More target URLs: requests are spread over `url` and these round
+    /// robin (open loop: by arrival; closed loop: user `k` uses target `k
+    /// mod n`), as the simulator spreads them over its client sidecars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
     /// `Host` header to send instead of the URL's (e.g. a cluster name).
     pub host: Option<String>,
     /// Arrival process.
@@ -98,14 +108,18 @@ pub struct LoadConfig {
     pub timeout: Nanos,
     /// Time-series window.
     pub window: Nanos,
-    /// Seed of the arrival times.
+    /// Seed of the arrival times (and of the think times).
     pub seed: u64,
+    /// Closed loop: each user's pause before each request (none if absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<meshsim_scenario::Dist>,
 }
 
 impl Default for LoadConfig {
     fn default() -> Self {
         LoadConfig {
             url: String::new(),
+            urls: Vec::new(),
             host: None,
             arrival: ArrivalKind::Poisson,
             rate: 100.0,
@@ -117,6 +131,7 @@ impl Default for LoadConfig {
             timeout: Nanos::from_secs(10),
             window: Nanos::from_secs(1),
             seed: 1,
+            think_time: None,
         }
     }
 }
@@ -131,22 +146,21 @@ pub enum LoadError {
 
 impl LoadConfig {
     /// Checks every field; the error names it and says what is expected.
-    pub fn validate(&self) -> Result<Uri, LoadError> {
+    /// Returns the target URLs (`url`, then `urls`).
+    pub fn validate(&self) -> Result<Vec<Uri>, LoadError> {
         let bad = |m: String| Err(LoadError::Config(m));
-        let uri: Uri = match self.url.parse() {
-            Ok(u) => u,
-            Err(e) => {
+        let mut uris = Vec::new();
+        for url in std::iter::once(&self.url).chain(&self.urls) {
+            let uri: Uri = match url.parse() {
+                Ok(u) => u,
+                Err(e) => return bad(format!("url {url:?}: {e}; expected http://HOST:PORT/PATH")),
+            };
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
                 return bad(format!(
-                    "url {:?}: {e}; expected http://HOST:PORT/PATH",
-                    self.url
-                ))
+                    "url {url:?}: expected http://HOST:PORT/PATH (https is not supported)"
+                ));
             }
-        };
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return bad(format!(
-                "url {:?}: expected http://HOST:PORT/PATH (https is not supported)",
-                self.url
-            ));
+            uris.push(uri);
         }
         if self.arrival != ArrivalKind::Closed {
             if !(self.rate > 0.0 && self.rate.is_finite()) && self.phases.is_empty() {
@@ -176,7 +190,15 @@ impl LoadConfig {
         if self.timeout == Nanos::ZERO {
             return bad("timeout must be positive, e.g. \"10s\"".into());
         }
-        Ok(uri)
+        if let Some(d) = &self.think_time {
+            if self.arrival != ArrivalKind::Closed {
+                return bad("think_time belongs to a closed loop (arrival closed)".into());
+            }
+            if let Err(e) = Sampler::new(d) {
+                return bad(format!("think_time: {e}"));
+            }
+        }
+        Ok(uris)
     }
 
     /// The rate at `t` since the start.
@@ -286,7 +308,7 @@ impl LoadReport {
 }
 
 struct Target {
-    uri: Uri,
+    uris: Vec<Uri>,
     host: Option<hyper::header::HeaderValue>,
     client: http::HttpClient,
     clock: Clock,
@@ -296,10 +318,12 @@ struct Target {
 }
 
 impl Target {
-    async fn one(&self, intended: Time) {
+    /// Sends one request to target `which` (modulo the number of targets).
+    async fn one(&self, intended: Time, which: u64) {
         let permit = self.conns.acquire().await;
         let sent = self.clock.now();
-        let mut b = Request::builder().method(Method::GET).uri(self.uri.clone());
+        let uri = self.uris[(which % self.uris.len().max(1) as u64) as usize].clone();
+        let mut b = Request::builder().method(Method::GET).uri(uri);
         if let Some(h) = &self.host {
             b = b.header(hyper::header::HOST, h.clone());
         }
@@ -348,7 +372,7 @@ impl Target {
 /// Runs the load described by `cfg` against its URL on the current tokio
 /// runtime (the open-loop scheduler runs on its own OS thread).
 pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
-    let uri = cfg.validate()?;
+    let uris = cfg.validate()?;
     let host =
         match &cfg.host {
             Some(h) => Some(hyper::header::HeaderValue::from_str(h).map_err(|_| {
@@ -365,7 +389,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         .div_ceil(cfg.window.as_nanos())
         .max(1) as usize;
     let target = Arc::new(Target {
-        uri,
+        uris,
         host,
         client: http::client(cfg.connections as usize, std::time::Duration::from_secs(30)),
         clock,
@@ -385,11 +409,29 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
         }),
     });
     if cfg.arrival == ArrivalKind::Closed {
+        let think = match &cfg.think_time {
+            Some(d) => {
+                Some(Sampler::new(d).map_err(|e| LoadError::Config(format!("think_time: {e}")))?)
+            }
+            None => None,
+        };
         let mut workers = Vec::new();
-        for _ in 0..cfg.connections {
+        for user in 0..cfg.connections {
             let t = target.clone();
+            let think = think.clone();
+            // One stream of think times per user, from the seed.
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
+                cfg.seed ^ meshsim_results::splitmix64(u64::from(user) + 1),
+            ));
             workers.push(tokio::spawn(async move {
                 loop {
+                    if let Some(th) = &think {
+                        let at = t.clock.now() + th.sample(&mut rng);
+                        if at >= end {
+                            return;
+                        }
+                        t.clock.sleep_until(at).await;
+                    }
                     let now = t.clock.now();
                     if now >= end {
                         return;
@@ -404,7 +446,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                         .unwrap_or_else(|e| e.into_inner())
                         .counts
                         .in_flight += 1;
-                    t.one(now).await;
+                    t.one(now, u64::from(user)).await;
                 }
             }));
         }
@@ -460,6 +502,8 @@ fn schedule(
 ) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
     let mut t = Time::ZERO;
+    // Arrivals take the targets in turn.
+    let mut arrival: u64 = 0;
     loop {
         // Next arrival: piecewise-constant rate, restarted at phase ends
         // (memoryless for Poisson, so restarting is exact).
@@ -501,6 +545,8 @@ fn schedule(
             Nanos::ZERO
         };
         target.clock.wait_precise(t, spin);
+        let which = arrival;
+        arrival += 1;
         {
             let mut r = target.rec.lock().unwrap_or_else(|e| e.into_inner());
             r.counts.generated += 1;
@@ -510,7 +556,7 @@ fn schedule(
             Ok(permit) => {
                 let tg = target.clone();
                 handle.spawn(async move {
-                    tg.one(t).await;
+                    tg.one(t, which).await;
                     drop(permit);
                 });
             }

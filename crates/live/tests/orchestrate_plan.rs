@@ -59,7 +59,9 @@ fn callees_start_before_callers_and_callers_get_sidecars() {
         .all(|b| b.sidecar.is_none()));
     // Seeds differ per instance.
     assert_ne!(p.backends[0].config.seed, p.backends[1].config.seed);
-    assert_eq!(p.client.clusters[0].0, "api");
+    assert_eq!(p.clients.len(), 1);
+    assert_eq!(p.clients[0].name, "client");
+    assert_eq!(p.clients[0].clusters[0].0, "api");
     // The scenario's duration includes the warm-up; the load's does not.
     assert_eq!(p.load.duration, meshsim_core::Nanos::from_secs(2));
     assert_eq!(p.load.warmup, meshsim_core::Nanos::from_secs(1));
@@ -113,22 +115,28 @@ hedge = { mode = { kind = "on_per_try_timeout" } }
     );
     let msg = refusals(&sc, ProxyKind::Meshsim);
     assert!(msg.contains("network.loss"), "{msg}");
-    assert!(msg.contains("Partition"), "{msg}");
-    // meshsim's sidecars hedge; HAProxy cannot.
+    // meshsim's sidecars black-hole partitioned endpoints and hedge;
+    // HAProxy can do neither.
+    assert!(!msg.contains("Partition"), "{msg}");
     assert!(!msg.contains("hedg"), "{msg}");
     let msg = refusals(&sc, ProxyKind::Haproxy);
     assert!(msg.contains("hedging (calls from api to db)"), "{msg}");
+    assert!(
+        msg.contains("--proxy haproxy cannot apply faults[0] (kind Partition)"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn workload_features_without_a_live_counterpart_are_refused() {
     let mut sc = scenario("");
-    sc.workload.clients = 2;
     sc.run.replications = 3;
     sc.mesh.defaults.lb.zone_aware.enabled = true;
+    sc.workload.diurnal =
+        Some(toml::from_str("period = \"10s\"\namplitude = 0.5").expect("diurnal"));
     let msg = refusals(&sc, ProxyKind::Meshsim);
     assert!(msg.contains("lb.zone_aware"), "{msg}");
-    assert!(msg.contains("workload.clients"), "{msg}");
+    assert!(msg.contains("workload.diurnal"), "{msg}");
     assert!(msg.contains("run.replications"), "{msg}");
 }
 
@@ -138,9 +146,15 @@ fn closed_loop_users_become_connections() {
     sc.workload.kind = meshsim_scenario::WorkloadKind::Closed;
     sc.workload.rate = None;
     sc.workload.users = Some(12);
+    let think = meshsim_scenario::Dist::Exponential {
+        mean: meshsim_core::Nanos::from_millis(50),
+    };
+    sc.workload.think_time = Some(think.clone());
     let p = plan(&sc, ProxyKind::Meshsim).expect("plan");
     assert_eq!(p.load.arrival, meshsim_live::load::ArrivalKind::Closed);
     assert_eq!(p.load.connections, 12);
+    // Users think as the simulator's do, from the same distribution.
+    assert_eq!(p.load.think_time, Some(think));
 }
 
 #[test]
@@ -186,7 +200,7 @@ retry = { num_retries = 2, retry_on = ["5xx", "connect-failure"], per_try_timeou
         "127.0.0.1:9001".parse().expect("addr"),
         "127.0.0.1:9002".parse().expect("addr"),
     ];
-    let h = haproxy_config(listen, &servers, &p);
+    let h = haproxy_config(listen, &servers, &p, None);
     assert!(h.contains("balance random(2)"), "{h}");
     assert!(h.contains("retries 2"), "{h}");
     assert!(h.contains("retry-on 500 502 503 504 conn-failure"), "{h}");
@@ -201,7 +215,7 @@ retry = { num_retries = 1, retry_on = ["gateway-error"] }
 "#,
     )
     .expect("policy");
-    let c = nginx_config(listen, &servers, &n, std::path::Path::new("/tmp/x"));
+    let c = nginx_config(listen, &servers, &n, std::path::Path::new("/tmp/x"), None);
     assert!(c.contains("random two least_conn;"), "{c}");
     assert!(
         c.contains("proxy_next_upstream http_502 http_503 http_504;"),

@@ -76,6 +76,7 @@ fn us(n: Nanos) -> String {
 pub async fn calibrate(opts: &LiveOptions, duration: Nanos) -> Result<Calibration, LiveError> {
     let dir = WorkDir::new()?;
     let ctx = Ctx {
+        control: None,
         opts,
         dir: &dir,
         clock: Clock::start(),
@@ -95,6 +96,7 @@ pub async fn calibrate(opts: &LiveOptions, duration: Nanos) -> Result<Calibratio
             name: "calibrate".into(),
             clusters: vec![("calibrate".into(), Default::default())],
             seed: 1,
+            zone: String::new(),
         };
         let (_sidecar, proxy) = ctx
             .start_sidecar(&node, &[("calibrate".into(), vec![addr])])

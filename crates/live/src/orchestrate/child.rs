@@ -28,6 +28,9 @@ pub struct ChildGuard {
     pub name: String,
     /// Its admin address, for a meshsim sidecar (metrics are read there).
     pub admin: Option<SocketAddr>,
+    /// Where a third-party sidecar's counters are read, and its servers in
+    /// configuration order.
+    pub stats: Option<(super::thirdparty::StatsSource, Vec<SocketAddr>)>,
     child: Option<Child>,
     log: PathBuf,
     ready: Option<tokio::sync::oneshot::Receiver<String>>,
@@ -101,6 +104,7 @@ impl ChildGuard {
         Ok(ChildGuard {
             name: name.to_owned(),
             admin: None,
+            stats: None,
             child: Some(child),
             log,
             ready: Some(rx),

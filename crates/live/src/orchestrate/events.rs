@@ -49,12 +49,19 @@ pub(crate) fn dead_child(procs: &Mutex<Procs>) -> Option<LiveError> {
 enum Action {
     /// End of the warm-up: snapshot every backend's counters.
     Snapshot,
-    Crash(usize),
-    Restart(usize),
-    Knobs(usize, serde_json::Value),
+    /// Fault `k` of [`LivePlan::faults`] begins.
+    On(usize),
+    /// Fault `k` ends.
+    Off(usize),
 }
 
 /// The warm-up snapshot and every fault's start and end, at their times.
+///
+/// Faults on a backend stack as the simulator's do: the backend keeps the
+/// faults now on and its state is recomputed from them at every change
+/// (down while any crash or zone outage is on; slow-downs multiply; added
+/// latencies add; the highest error burst applies), so overlapping faults
+/// end independently.
 pub(crate) async fn apply_events(
     sc: &Scenario,
     plan: &LivePlan,
@@ -63,97 +70,247 @@ pub(crate) async fn apply_events(
     origin: Clock,
 ) -> Result<(), LiveError> {
     let mut ev: Vec<(Nanos, usize, Action)> = vec![(sc.run.warmup, 0, Action::Snapshot)];
-    for f in &plan.faults {
-        for &t in &f.targets {
-            let base_factor = plan.backends[t].slowdown;
-            let base_rate = plan.backends[t].config.error_rate;
-            let (on, off) = match f.kind {
-                FaultKind::Crash => (Action::Crash(t), Action::Restart(t)),
-                FaultKind::Slowdown => (
-                    Action::Knobs(
-                        t,
-                        serde_json::json!({ "latency_factor": base_factor * f.value }),
-                    ),
-                    Action::Knobs(t, serde_json::json!({ "latency_factor": base_factor })),
-                ),
-                _ => (
-                    Action::Knobs(t, serde_json::json!({ "error_rate": f.value })),
-                    Action::Knobs(t, serde_json::json!({ "error_rate": base_rate })),
-                ),
-            };
-            let n = ev.len();
-            ev.push((f.at, n, on));
-            if let Some(u) = f.until {
-                ev.push((u, n + 1, off));
-            }
+    for (k, f) in plan.faults.iter().enumerate() {
+        let n = ev.len();
+        ev.push((f.at, n, Action::On(k)));
+        if let Some(u) = f.until {
+            ev.push((u, n + 1, Action::Off(k)));
         }
     }
     ev.sort_by_key(|(t, n, _)| (*t, *n));
+    let mut active: Vec<Vec<usize>> = vec![Vec::new(); plan.backends.len()];
+    let mut down = vec![false; plan.backends.len()];
+    let mut cuts: Vec<usize> = Vec::new();
     for (at, _, action) in ev {
         origin.sleep_until(Time::ZERO + at).await;
-        match action {
+        let (k, on) = match action {
             Action::Snapshot => {
-                let list: Vec<(usize, SocketAddr, Counters, bool)> = lock(procs)
-                    .backends
-                    .iter()
-                    .enumerate()
-                    .map(|(k, b)| (k, b.addr, b.banked, b.guard.is_some()))
-                    .collect();
-                let mesh = ctx.mesh_counters(procs).await?;
-                lock(procs).mesh_start = mesh;
-                for (k, addr, banked, up) in list {
-                    let c = if up {
-                        ctx.counters(addr).await?
+                snapshot(ctx, procs).await?;
+                continue;
+            }
+            Action::On(k) => (k, true),
+            Action::Off(k) => (k, false),
+        };
+        let f = &plan.faults[k];
+        match f.kind {
+            FaultKind::Partition => {
+                if on {
+                    cuts.push(k);
+                } else {
+                    cuts.retain(|&c| c != k);
+                }
+                set_cuts(plan, ctx, procs, &cuts, f).await?;
+                // Isolated instances (instance form) answer no health check.
+                for &t in &f.targets {
+                    if on {
+                        active[t].push(k);
                     } else {
-                        Counters::default()
-                    };
-                    lock(procs).backends[k].at_start = c + banked;
+                        active[t].retain(|&x| x != k);
+                    }
+                    apply_faults(plan, ctx, procs, &origin, t, &active[t], &mut down[t]).await?;
                 }
             }
-            Action::Crash(k) => {
-                let addr = lock(procs).backends[k].addr;
-                // Bank what it served so far: its counters die with it.
-                let c = ctx.counters(addr).await.unwrap_or_default();
-                let mut p = lock(procs);
-                let b = &mut p.backends[k];
-                b.banked = b.banked + c;
-                if let Some(mut g) = b.guard.take() {
-                    g.kill(); // SIGKILL by PID
+            FaultKind::DiscoveryOutage => {
+                if let Some(c) = ctx.control {
+                    c.outage(origin.now(), f.service.as_deref(), on);
                 }
             }
-            Action::Restart(k) => {
-                let (addr, config) = {
-                    let p = lock(procs);
-                    (p.backends[k].addr, p.backends[k].config.clone())
-                };
-                // The same port again, so every sidecar's endpoint stays valid.
-                let mut cfg: crate::backend::BackendConfig =
-                    toml::from_str(&std::fs::read_to_string(&config).map_err(|e| {
-                        LiveError::Io(format!("reading {}: {e}", config.display()))
-                    })?)
-                    .map_err(|e| LiveError::Io(format!("{}: {e}", config.display())))?;
-                cfg.listen = addr;
-                let text = toml::to_string(&cfg).map_err(|e| LiveError::Io(e.to_string()))?;
-                let path = ctx.dir.write(&format!("restart-{k}.toml"), &text)?;
-                let b = &plan.backends[k];
-                let name = format!("backend {}/{}", b.service, b.instance);
-                let (g, _) = ctx.start_backend(&name, &path).await?;
-                if b.slowdown != 1.0 {
-                    ctx.set_knobs(addr, serde_json::json!({ "latency_factor": b.slowdown }))
-                        .await?;
+            FaultKind::GcPause => {
+                for &t in &f.targets {
+                    if on {
+                        active[t].push(k);
+                    } else {
+                        active[t].retain(|&x| x != k);
+                    }
+                    if !down[t] {
+                        let addr = lock(procs).backends[t].addr;
+                        ctx.set_knobs(addr, gc_knobs(plan, &active[t])).await?;
+                    }
                 }
-                lock(procs).backends[k].guard = Some(g);
             }
-            Action::Knobs(k, v) => {
-                let (addr, up) = {
-                    let p = lock(procs);
-                    (p.backends[k].addr, p.backends[k].guard.is_some())
-                };
-                if up {
-                    ctx.set_knobs(addr, v).await?;
+            _ => {
+                for &t in &f.targets {
+                    if on {
+                        active[t].push(k);
+                    } else {
+                        active[t].retain(|&x| x != k);
+                    }
+                    apply_faults(plan, ctx, procs, &origin, t, &active[t], &mut down[t]).await?;
                 }
             }
         }
     }
+    Ok(())
+}
+
+/// End of the warm-up: every backend's and sidecar's counters.
+async fn snapshot(ctx: &Ctx<'_>, procs: &Arc<Mutex<Procs>>) -> Result<(), LiveError> {
+    let list: Vec<(usize, SocketAddr, Counters, bool)> = lock(procs)
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(k, b)| (k, b.addr, b.banked, b.guard.is_some()))
+        .collect();
+    let mesh = ctx.mesh_counters(procs).await?;
+    lock(procs).mesh_start = mesh;
+    for (k, addr, banked, up) in list {
+        let c = if up {
+            ctx.counters(addr).await?
+        } else {
+            Counters::default()
+        };
+        lock(procs).backends[k].at_start = c + banked;
+    }
+    Ok(())
+}
+
+/// Tells every sidecar `f` cuts which endpoints are black-holed now: the
+/// union over the partitions on.
+async fn set_cuts(
+    plan: &LivePlan,
+    ctx: &Ctx<'_>,
+    procs: &Arc<Mutex<Procs>>,
+    on: &[usize],
+    f: &super::plan::LiveFault,
+) -> Result<(), LiveError> {
+    for cut in &f.cut {
+        let mut ks: Vec<usize> = on
+            .iter()
+            .flat_map(|&p| plan.faults[p].cut.iter())
+            .filter(|c| c.sidecar == cut.sidecar && c.cluster == cut.cluster)
+            .flat_map(|c| c.backends.iter().copied())
+            .collect();
+        ks.sort_unstable();
+        ks.dedup();
+        let addrs: Vec<SocketAddr> = {
+            let p = lock(procs);
+            ks.iter().map(|&k| p.backends[k].addr).collect()
+        };
+        ctx.set_blackhole(&cut.sidecar, procs, &cut.cluster, &addrs)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sets backend `k` from the faults on it (`faults`, indices into
+/// [`LivePlan::faults`]): crashes or restarts it, then sets its knobs.
+async fn apply_faults(
+    plan: &LivePlan,
+    ctx: &Ctx<'_>,
+    procs: &Arc<Mutex<Procs>>,
+    origin: &Clock,
+    k: usize,
+    faults: &[usize],
+    down: &mut bool,
+) -> Result<(), LiveError> {
+    let b = &plan.backends[k];
+    let mut crash = false;
+    let mut factor = b.slowdown;
+    let mut error_rate: Option<f64> = None;
+    let mut delay = Nanos::ZERO;
+    let mut isolated = false;
+    for &i in faults {
+        let f = &plan.faults[i];
+        match f.kind {
+            FaultKind::Crash | FaultKind::ZoneOutage => crash = true,
+            FaultKind::Slowdown => factor *= f.value,
+            FaultKind::ErrorBurst => {
+                error_rate = Some(error_rate.map_or(f.value, |e| e.max(f.value)))
+            }
+            FaultKind::Latency => delay = delay + f.latency,
+            FaultKind::Partition => isolated = true,
+            _ => {}
+        }
+    }
+    if crash && !*down {
+        *down = true;
+        kill(ctx, procs, k).await;
+        if let Some(c) = ctx.control {
+            c.change(origin.now(), &b.service, b.instance, false);
+        }
+        return Ok(());
+    }
+    if crash {
+        return Ok(());
+    }
+    if *down {
+        *down = false;
+        restart(plan, ctx, procs, k).await?;
+        if let Some(c) = ctx.control {
+            c.change(origin.now(), &b.service, b.instance, true);
+        }
+        // A pause schedule still on resumes in the new process.
+        if faults
+            .iter()
+            .any(|&i| plan.faults[i].kind == FaultKind::GcPause)
+        {
+            let addr = lock(procs).backends[k].addr;
+            ctx.set_knobs(addr, gc_knobs(plan, faults)).await?;
+        }
+    }
+    let addr = lock(procs).backends[k].addr;
+    ctx.set_knobs(
+        addr,
+        serde_json::json!({
+            "latency_factor": factor,
+            "error_rate": error_rate.unwrap_or(b.config.error_rate),
+            "response_delay": delay,
+            "silent": isolated,
+        }),
+    )
+    .await
+}
+
+/// The stop-the-world schedule of the newest `gc_pause` fault on (the
+/// backend runs one schedule at a time), or none.
+fn gc_knobs(plan: &LivePlan, faults: &[usize]) -> serde_json::Value {
+    match faults
+        .iter()
+        .rev()
+        .map(|&i| &plan.faults[i])
+        .find(|f| f.kind == FaultKind::GcPause)
+    {
+        Some(f) => serde_json::json!({ "gc_pause": f.latency, "gc_every": f.every }),
+        None => serde_json::json!({ "gc_pause": Nanos::ZERO }),
+    }
+}
+
+/// SIGKILL by PID, banking what the backend served so far.
+async fn kill(ctx: &Ctx<'_>, procs: &Arc<Mutex<Procs>>, k: usize) {
+    let addr = lock(procs).backends[k].addr;
+    // Bank what it served so far: its counters die with it.
+    let c = ctx.counters(addr).await.unwrap_or_default();
+    let mut p = lock(procs);
+    let b = &mut p.backends[k];
+    b.banked = b.banked + c;
+    if let Some(mut g) = b.guard.take() {
+        g.kill(); // SIGKILL by PID
+    }
+}
+
+/// Starts backend `k` again on the same port, so every sidecar's endpoint
+/// stays valid.
+async fn restart(
+    plan: &LivePlan,
+    ctx: &Ctx<'_>,
+    procs: &Arc<Mutex<Procs>>,
+    k: usize,
+) -> Result<(), LiveError> {
+    let (addr, config) = {
+        let p = lock(procs);
+        (p.backends[k].addr, p.backends[k].config.clone())
+    };
+    let mut cfg: crate::backend::BackendConfig = toml::from_str(
+        &std::fs::read_to_string(&config)
+            .map_err(|e| LiveError::Io(format!("reading {}: {e}", config.display())))?,
+    )
+    .map_err(|e| LiveError::Io(format!("{}: {e}", config.display())))?;
+    cfg.listen = addr;
+    let text = toml::to_string(&cfg).map_err(|e| LiveError::Io(e.to_string()))?;
+    let path = ctx.dir.write(&format!("restart-{k}.toml"), &text)?;
+    let b = &plan.backends[k];
+    let name = format!("backend {}/{}", b.service, b.instance);
+    let (g, _) = ctx.start_backend(&name, &path).await?;
+    lock(procs).backends[k].guard = Some(g);
     Ok(())
 }

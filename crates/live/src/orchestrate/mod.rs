@@ -4,16 +4,20 @@
 //! [`plan()`] turns a scenario into the processes to start (refusing what
 //! live mode cannot do by name); [`run`] starts them on free loopback
 //! ports, waits until each says it listens, applies the scenario's
-//! per-instance slow-downs, drives the client sidecar with the load
+//! per-instance slow-downs, drives the client sidecars with the load
 //! generator (warm-up, then the measured period), applies the faults at
-//! their times, and collects:
+//! their times (see `events`), runs the discovery control plane when a
+//! mesh policy uses discovery (see `control`), and collects:
 //!
 //! - `summary.csv`, `latency.csv`, `timeseries.csv`: the load generator's
 //!   (end-to-end latency from each request's intended send time, plus the
 //!   `load:uncorrected` and `load:send_lag` scopes);
 //! - `instances.csv`: every backend's own counters (`/admin/stats`),
 //!   differenced between the end of the warm-up and the end of the run, so
-//!   every service's instances appear, not only the entry's.
+//!   every service's instances appear, not only the entry's;
+//! - `live.json`: besides the run's facts, every sidecar's own counters
+//!   over the measured period (meshsim `/metrics`, HAProxy's stats socket,
+//!   nginx's `stub_status`).
 //!
 //! Processes never outlive the run: each is a [`child::ChildGuard`] (killed
 //! by PID when dropped), a child that exits when it should not stops the
@@ -22,6 +26,7 @@
 
 pub mod calibrate;
 pub mod child;
+mod control;
 mod events;
 mod limits;
 pub mod plan;
@@ -46,7 +51,7 @@ use limits::{check_limits, cpu_times, SATURATED_IDLE};
 pub use limits::{ephemeral_ports, fd_limit, fds_needed, ports_needed};
 pub use plan::{plan, LivePlan, ProxyKind, Unsupported};
 pub use procs::find_program;
-use procs::{file_name, lock, BackendProc, Counters, Ctx, Procs, WorkDir, CLIENT_SIDECAR};
+use procs::{file_name, lock, BackendProc, Counters, Ctx, Procs, WorkDir};
 
 /// How to run a scenario live.
 #[derive(Debug, Clone)]
@@ -138,6 +143,13 @@ pub struct LiveInfo {
     /// (the load generator could not keep its schedule, or the CPUs were
     /// saturated); says by how much.
     pub host_bound: Option<String>,
+    /// Each sidecar's own counters over the measured period, by sidecar
+    /// (`sidecar client`, …) and name: `requests`, `attempts`, `retries`,
+    /// `ejections` (meshsim); `requests`, `attempts`, `retries`,
+    /// `redispatches`, `health_check_down` (HAProxy); `requests` (nginx,
+    /// whose open-source edition has no more).
+    #[serde(default)]
+    pub sidecars: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl LiveReport {
@@ -163,7 +175,19 @@ pub async fn run(sc: &Scenario, opts: &LiveOptions) -> Result<LiveReport, LiveEr
     let plan = plan(sc, opts.proxy)?;
     check_limits(&plan)?;
     let dir = WorkDir::new()?;
+    let discovers = plan
+        .clients
+        .iter()
+        .chain(&plan.sidecars)
+        .flat_map(|n| n.clusters.iter())
+        .any(|(_, p)| p.discovery.is_some());
+    let control = if discovers && opts.proxy == ProxyKind::Meshsim {
+        Some(control::Control::start().await?)
+    } else {
+        None
+    };
     let ctx = Ctx {
+        control: control.as_ref(),
         opts,
         dir: &dir,
         clock: Clock::start(),
@@ -243,15 +267,19 @@ async fn run_inner(
             addrs.entry(service.clone()).or_default().push(addr);
         }
     }
-    let entry = &plan.client.clusters[0].0;
-    let ups = vec![(entry.clone(), addrs.get(entry).cloned().unwrap_or_default())];
-    let (g, client_addr) = ctx.start_sidecar(&plan.client, &ups).await?;
-    debug_assert_eq!(g.name, CLIENT_SIDECAR);
-    lock(procs).sidecars.push(g);
+    let mut urls = Vec::new();
+    for client in &plan.clients {
+        let entry = &client.clusters[0].0;
+        let ups = vec![(entry.clone(), addrs.get(entry).cloned().unwrap_or_default())];
+        let (g, client_addr) = ctx.start_sidecar(client, &ups).await?;
+        lock(procs).sidecars.push(g);
+        urls.push(format!("http://{client_addr}/"));
+    }
 
     // --- load, faults and the watch on every child, at once ---
     let load_cfg = LoadConfig {
-        url: format!("http://{client_addr}/"),
+        url: urls.first().cloned().unwrap_or_default(),
+        urls: urls.iter().skip(1).cloned().collect(),
         ..plan.load.clone()
     };
     let cpu_before = cpu_times();
@@ -264,10 +292,19 @@ async fn run_inner(
             Ok(()) => std::future::pending().await,
         }
     };
+    // The control plane runs until dropped, when the load ends.
+    let control = async {
+        match ctx.control {
+            Some(c) => c.run(origin).await,
+            None => std::future::pending::<()>().await,
+        }
+        LiveError::Io("the control plane stopped".into())
+    };
     let report = tokio::select! {
         r = load => r?,
         e = watch(ctx, procs) => return Err(e),
         e = events => return Err(e),
+        e = control => return Err(e),
     };
     let cpu_idle = match (cpu_before, cpu_times()) {
         (Some((i0, t0)), Some((i1, t1))) if t1 > t0 => {
@@ -333,6 +370,19 @@ async fn run_inner(
             .client_retries
             .saturating_sub(mesh_start.client_retries);
     }
+    // Each sidecar's counters over the measured period.
+    let mut sidecars = mesh_end.sidecars.clone();
+    for (name, counters) in &mut sidecars {
+        for (k, v) in counters.iter_mut() {
+            let before = mesh_start
+                .sidecars
+                .get(name)
+                .and_then(|c| c.get(k))
+                .copied()
+                .unwrap_or(0);
+            *v = v.saturating_sub(before);
+        }
+    }
     let scenario = sc.to_toml();
     let meta = Meta {
         scenario_hash: format!("{:016x}", meshsim_results::fnv1a(scenario.as_bytes())),
@@ -367,6 +417,7 @@ async fn run_inner(
             errors: report.errors,
             cpu_idle,
             host_bound,
+            sidecars,
         },
     })
 }

@@ -3,8 +3,10 @@
 //!
 //! The topology: one `meshsim backend` per instance; one sidecar per
 //! instance of every service that makes calls (its clusters are the called
-//! services; the backend sends its calls through it); one client sidecar in
-//! front of the entry service, which the load generator drives. A sidecar
+//! services; the backend sends its calls through it); one client sidecar
+//! per `workload.clients` in front of the entry service, which the load
+//! generator drives (an ingress tier becomes one more service in front of
+//! the entry, as the engine models it). A sidecar
 //! forwards straight to the callee's backends: the caller's sidecar is
 //! where every mesh decision is made (balancing, retries, breaking,
 //! ejection), so one proxy per hop carries all of the scenario's policy.
@@ -84,6 +86,9 @@ pub struct SidecarNode {
     pub clusters: Vec<(String, Policy)>,
     /// Seed of its random draws.
     pub seed: u64,
+    /// Its zone: its instance's, or (client) the entry's first instance's,
+    /// where the simulator places the load generator's sidecar.
+    pub zone: String,
 }
 
 /// A fault as live mode applies it.
@@ -95,10 +100,33 @@ pub struct LiveFault {
     pub at: Nanos,
     /// Until when (`None`: to the end).
     pub until: Option<Nanos>,
-    /// Indices into [`LivePlan::backends`] it hits.
+    /// Indices into [`LivePlan::backends`] it hits (crash, zone outage,
+    /// slowdown, error burst, latency, gc pause; a partition's isolated
+    /// instances).
     pub targets: Vec<usize>,
     /// `slowdown` factor or `error_burst` rate.
     pub value: f64,
+    /// `latency`: added to each answer; `gc_pause`: each pause's length.
+    pub latency: Nanos,
+    /// `gc_pause`: from one pause's start to the next.
+    pub every: Nanos,
+    /// `partition`: per sidecar (`client` or `service/instance`, as
+    /// [`SidecarNode::name`]) and cluster, the backends whose attempts it
+    /// black-holes.
+    pub cut: Vec<Cut>,
+    /// `discovery_outage`: the service whose registry stops (`None`: all).
+    pub service: Option<String>,
+}
+
+/// What one partition does to one sidecar's cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cut {
+    /// The sidecar's [`SidecarNode::name`].
+    pub sidecar: String,
+    /// The cluster (the called service).
+    pub cluster: String,
+    /// Indices into [`LivePlan::backends`] black-holed for it.
+    pub backends: Vec<usize>,
 }
 
 /// Everything a live run starts, in start order.
@@ -110,9 +138,11 @@ pub struct LivePlan {
     pub sidecars: Vec<SidecarNode>,
     /// Services in start order (callees first).
     pub order: Vec<String>,
-    /// The client sidecar (one cluster: the entry service).
-    pub client: SidecarNode,
-    /// The load (its `url` is filled in when the client sidecar is up).
+    /// The client sidecars (`workload.clients`; one cluster each: the entry
+    /// service, or the ingress tier), named `client` when there is one and
+    /// `client/K` otherwise. The load is spread over them round robin.
+    pub clients: Vec<SidecarNode>,
+    /// The load (its URLs are filled in when the client sidecars are up).
     pub load: LoadConfig,
     /// Faults, by start time.
     pub faults: Vec<LiveFault>,
@@ -133,10 +163,107 @@ fn derive_seed(seed: u64, what: u64, index: u64) -> u64 {
     meshsim_results::splitmix64(seed ^ meshsim_results::splitmix64(what << 32 | index))
 }
 
+/// The scenario with its ingress tier as the engine models it: one more
+/// service, `ingress` (its instances, workers and service time, zones as
+/// given or the entry's, no errors, an empty answer), that calls the entry
+/// service and is what the clients call, with the mesh policies of the
+/// edges `client → ingress` and `ingress → entry`.
+fn ingress_tier(sc: &Scenario, g: &meshsim_scenario::Ingress) -> Result<Scenario, String> {
+    let entry = sc
+        .service(&sc.workload.entry)
+        .map(|(_, s)| s.clone())
+        .ok_or_else(|| format!("no entry service {:?}", sc.workload.entry))?;
+    let mut svc: meshsim_scenario::Service = serde_json::from_value(serde_json::json!({
+        "name": meshsim_scenario::INGRESS,
+        "service_time": { "dist": "constant", "value": "0s" },
+        "calls": [{ "service": entry.name }],
+    }))
+    .map_err(|e| format!("ingress tier: {e}"))?;
+    svc.instances = g.instances;
+    svc.concurrency = g.concurrency;
+    svc.zones = if g.zones.is_empty() {
+        entry.zones.clone()
+    } else {
+        g.zones.clone()
+    };
+    if let Some(t) = &g.service_time {
+        svc.service_time = t.clone();
+    }
+    let mut out = sc.clone();
+    out.services.push(svc);
+    out.workload.entry = meshsim_scenario::INGRESS.to_owned();
+    out.workload.ingress = None;
+    Ok(out)
+}
+
+/// Fills in which backends (and, for a partition, which sidecars' clusters)
+/// a fault hits, as the simulator picks them.
+fn resolve_fault(
+    f: &meshsim_scenario::Fault,
+    lf: &mut LiveFault,
+    backends: &[BackendNode],
+    sidecars: &[SidecarNode],
+    clients: &[SidecarNode],
+) {
+    let hits = |b: &BackendNode| match (&f.kind, f.service.as_deref()) {
+        (FaultKind::ZoneOutage, _) => Some(b.zone.as_str()) == f.zone.as_deref(),
+        (_, Some(s)) => b.service == s && f.instance.is_none_or(|i| i == b.instance),
+        (_, None) => false,
+    };
+    lf.targets = match f.kind {
+        FaultKind::DiscoveryOutage => Vec::new(),
+        FaultKind::Partition if f.service.is_none() => Vec::new(),
+        _ => (0..backends.len())
+            .filter(|&k| hits(&backends[k]))
+            .collect(),
+    };
+    if f.kind != FaultKind::Partition {
+        return;
+    }
+    // Which attempts the partition swallows: from every caller to the
+    // isolated instances, or between the two zones in both directions.
+    for node in sidecars.iter().chain(clients) {
+        for (callee, _) in &node.clusters {
+            let cut: Vec<usize> = (0..backends.len())
+                .filter(|&k| {
+                    let b = &backends[k];
+                    if &b.service != callee {
+                        return false;
+                    }
+                    match (f.zone.as_deref(), f.other_zone.as_deref()) {
+                        _ if f.service.is_some() => lf.targets.contains(&k),
+                        (Some(a), Some(o)) => {
+                            node.zone != b.zone
+                                && ((node.zone == a && b.zone == o)
+                                    || (node.zone == o && b.zone == a))
+                        }
+                        _ => false,
+                    }
+                })
+                .collect();
+            if !cut.is_empty() {
+                lf.cut.push(Cut {
+                    sidecar: node.name.clone(),
+                    cluster: callee.clone(),
+                    backends: cut,
+                });
+            }
+        }
+    }
+}
+
 /// Builds the plan, or lists every feature of `sc` live mode does not support.
 pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let mut no: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    let with_ingress;
+    let sc = match &sc.workload.ingress {
+        Some(g) => {
+            with_ingress = ingress_tier(sc, g).map_err(|e| Unsupported(vec![e]))?;
+            &with_ingress
+        }
+        None => sc,
+    };
 
     // --- run and workload ---
     if sc.run.requests.is_some() {
@@ -152,12 +279,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         refuse(&mut no, "run.duration not longer than run.warmup");
     }
     let w = &sc.workload;
-    if w.clients != 1 {
-        refuse(&mut no, "workload.clients other than 1");
-    }
-    if w.ingress.is_some() {
-        refuse(&mut no, "workload.ingress");
-    }
     if w.diurnal.is_some() {
         refuse(&mut no, "workload.diurnal");
     }
@@ -166,12 +287,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     }
     if w.phases.iter().any(|p| p.ramp_to.is_some()) {
         refuse(&mut no, "workload.phases with ramp_to");
-    }
-    if w.think_time.is_some() {
-        refuse(
-            &mut no,
-            "workload.think_time (closed-loop users send again at once)",
-        );
     }
     // --- network ---
     let n = &sc.network;
@@ -234,11 +349,19 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         }
     }
     let mut sidecar_note = false;
+    let mut uses_discovery = false;
     for (from, to) in &edges {
         let p = sc.mesh.policy(from, to);
         let at = |f: &str| format!("mesh policy {f} on calls from {from} to {to}");
         if p.discovery.is_some() {
-            refuse(&mut no, &at("discovery"));
+            if proxy == ProxyKind::Meshsim {
+                uses_discovery = true;
+            } else {
+                no.push(format!(
+                    "--proxy {} cannot express discovery (calls from {from} to {to}): it does not poll meshsim's discovery server",
+                    proxy.name()
+                ));
+            }
         }
         if p.lb.zone_aware.enabled {
             // The sidecar would need its own zone and its endpoints' zones.
@@ -256,6 +379,20 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 ));
             }
         }
+    }
+    if uses_discovery {
+        notes.push(
+            "discovery: the run's control plane (the core's registry and client views, as the simulator runs them) decides what each sidecar sees and when; sidecars long-poll a meshsim discovery server for it".into(),
+        );
+    } else if sc
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::DiscoveryOutage)
+    {
+        notes.push(
+            "discovery_outage has no effect: no mesh policy uses discovery (as in the simulator)"
+                .into(),
+        );
     }
     if sidecar_note {
         notes.push(
@@ -282,38 +419,45 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let end = sc.run.duration;
     for (k, f) in sc.faults.iter().enumerate() {
         let at = format!("faults[{k}] (kind {:?})", f.kind);
+        if f.kind == FaultKind::Partition && proxy != ProxyKind::Meshsim {
+            no.push(format!(
+                "--proxy {} cannot apply {at}: partitions black-hole endpoints through meshsim-proxy's admin API",
+                proxy.name()
+            ));
+            continue;
+        }
         let value = match f.kind {
-            FaultKind::Crash => 0.0,
             FaultKind::Slowdown => f.factor.unwrap_or(1.0),
             FaultKind::ErrorBurst => f.error_rate.unwrap_or(0.0),
-            _ => {
-                no.push(format!(
-                    "live mode does not support {at} yet: it applies crash, slowdown and error_burst"
-                ));
+            _ => 0.0,
+        };
+        let zonal = f.kind == FaultKind::ZoneOutage
+            || (f.kind == FaultKind::Partition && f.service.is_none());
+        if !zonal && f.kind != FaultKind::DiscoveryOutage {
+            let Some(service) = f.service.as_deref() else {
+                no.push(format!("{at}: needs a service"));
+                continue;
+            };
+            if sc.service(service).is_none() {
+                no.push(format!("{at}: unknown service {service:?}"));
                 continue;
             }
-        };
-        let Some(service) = f.service.as_deref() else {
-            no.push(format!("{at}: needs a service"));
-            continue;
-        };
-        let Some((_, svc)) = sc.service(service) else {
-            no.push(format!("{at}: unknown service {service:?}"));
-            continue;
-        };
-        let targets: Vec<u32> = match f.instance {
-            Some(i) => vec![i],
-            None => (0..svc.instances).collect(),
-        };
+        }
         faults.push((
-            service.to_owned(),
-            targets,
+            k,
             LiveFault {
                 kind: f.kind,
                 at: f.at,
                 until: f.duration.map(|d| f.at + d).filter(|u| *u < end),
                 targets: Vec::new(),
                 value,
+                latency: match f.kind {
+                    FaultKind::GcPause => f.pause.unwrap_or(Nanos::ZERO),
+                    _ => f.latency.unwrap_or(Nanos::ZERO),
+                },
+                every: f.every.unwrap_or(Nanos::ZERO),
+                cut: Vec::new(),
+                service: f.service.clone(),
             },
         ));
     }
@@ -362,6 +506,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                         .map(|c| (c.clone(), sc.mesh.policy(name, c)))
                         .collect(),
                     seed: derive_seed(seed, 2, (si as u64) << 16 | u64::from(i)),
+                    zone: s.zone_of(i).to_owned(),
                 });
                 Some(sidecars.len() - 1)
             };
@@ -393,26 +538,41 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             });
         }
     }
-    let faults = faults
+    // The load generator's sidecars sit in the zones of the service they
+    // call, spread round robin (as the engine places them).
+    let mut entry_zones: Vec<String> = Vec::new();
+    if let Some((_, e)) = sc.service(&w.entry) {
+        for i in 0..e.instances {
+            let z = e.zone_of(i).to_owned();
+            if !entry_zones.contains(&z) {
+                entry_zones.push(z);
+            }
+        }
+    }
+    let n_clients = w.clients.max(1);
+    let clients: Vec<SidecarNode> = (0..n_clients)
+        .map(|c| SidecarNode {
+            name: if n_clients == 1 {
+                CLIENT.to_owned()
+            } else {
+                format!("{CLIENT}/{c}")
+            },
+            clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
+            seed: derive_seed(seed, 3, u64::from(c)),
+            zone: entry_zones
+                .get(c as usize % entry_zones.len().max(1))
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
+    let mut faults: Vec<LiveFault> = faults
         .into_iter()
-        .map(|(service, idx, mut f)| {
-            f.targets = backends
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.service == service && idx.contains(&b.instance))
-                .map(|(k, _)| k)
-                .collect();
+        .map(|(k, mut f)| {
+            resolve_fault(&sc.faults[k], &mut f, &backends, &sidecars, &clients);
             f
         })
-        .collect::<Vec<_>>();
-    let mut faults = faults;
+        .collect();
     faults.sort_by_key(|f| f.at);
-
-    let client = SidecarNode {
-        name: CLIENT.to_owned(),
-        clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
-        seed: derive_seed(seed, 3, 0),
-    };
     let measured = sc.run.duration - sc.run.warmup;
     let load = match w.kind {
         WorkloadKind::Open => {
@@ -450,6 +610,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         WorkloadKind::Closed => LoadConfig {
             arrival: ArrivalKind::Closed,
             connections: w.users.unwrap_or(1),
+            think_time: w.think_time.clone(),
             ..LoadConfig::default()
         },
     };
@@ -467,7 +628,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         backends,
         sidecars,
         order,
-        client,
+        clients,
         load,
         faults,
         notes,

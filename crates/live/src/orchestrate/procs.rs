@@ -75,6 +75,8 @@ impl std::ops::Add for Counters {
 
 pub(crate) struct Ctx<'a> {
     pub(crate) opts: &'a LiveOptions,
+    /// The control plane, when a mesh policy uses discovery.
+    pub(crate) control: Option<&'a super::control::Control>,
     pub(crate) dir: &'a WorkDir,
     pub(crate) clock: Clock,
     pub(crate) client: HttpClient,
@@ -126,11 +128,18 @@ impl Ctx<'_> {
                     let mut c: ClusterConfig =
                         serde_json::from_value(serde_json::json!({ "name": svc }))
                             .map_err(|e| LiveError::Io(format!("cluster {svc}: {e}")))?;
-                    c.endpoints = upstreams
+                    let addrs: Vec<SocketAddr> = upstreams
                         .iter()
                         .find(|(s, _)| s == svc)
-                        .map(|(_, a)| a.iter().map(|a| EndpointSpec::Addr(*a)).collect())
+                        .map(|(_, a)| a.clone())
                         .unwrap_or_default();
+                    match (&policy.discovery, self.control) {
+                        (Some(d), Some(control)) => {
+                            let seed = node.seed ^ meshsim_results::fnv1a(svc.as_bytes());
+                            c.discovery = Some(control.view(&node.name, svc, &addrs, d, seed)?);
+                        }
+                        _ => c.endpoints = addrs.into_iter().map(EndpointSpec::Addr).collect(),
+                    }
                     c.policy = policy.clone();
                     clusters.push(c);
                 }
@@ -156,6 +165,15 @@ impl Ctx<'_> {
                         "said {line:?}, expected `proxy listening on ADDR admin ADDR`"
                     ))
                 })?;
+                let found: Vec<&str> = node
+                    .clusters
+                    .iter()
+                    .filter(|(_, p)| p.discovery.is_some())
+                    .map(|(c, _)| c.as_str())
+                    .collect();
+                if !found.is_empty() && self.control.is_some() {
+                    self.wait_discovered(&mut g, &found).await?;
+                }
                 Ok((g, addr))
             }
             kind => {
@@ -171,8 +189,17 @@ impl Ctx<'_> {
                 let port = child::free_port()
                     .map_err(|e| LiveError::Io(format!("finding a free port: {e}")))?;
                 let listen = SocketAddr::from(([127, 0, 0, 1], port));
-                let (text, args, program) = if kind == ProxyKind::Haproxy {
-                    let text = thirdparty::haproxy_config(listen, &servers, policy);
+                let stats = if kind == ProxyKind::Haproxy {
+                    thirdparty::StatsSource::HaproxySocket(self.dir.0.join(format!("{stem}.sock")))
+                } else {
+                    let port = child::free_port()
+                        .map_err(|e| LiveError::Io(format!("finding a free port: {e}")))?;
+                    thirdparty::StatsSource::NginxStatus(SocketAddr::from(([127, 0, 0, 1], port)))
+                };
+                let (text, args, program) = if let thirdparty::StatsSource::HaproxySocket(sock) =
+                    &stats
+                {
+                    let text = thirdparty::haproxy_config(listen, &servers, policy, Some(sock));
                     let path = self.dir.0.join(format!("{stem}.cfg"));
                     (
                         text,
@@ -187,7 +214,11 @@ impl Ctx<'_> {
                     let sub = self.dir.0.join(&stem);
                     std::fs::create_dir_all(&sub)
                         .map_err(|e| LiveError::Io(format!("creating {}: {e}", sub.display())))?;
-                    let text = thirdparty::nginx_config(listen, &servers, policy, &sub);
+                    let status = match &stats {
+                        thirdparty::StatsSource::NginxStatus(a) => Some(*a),
+                        thirdparty::StatsSource::HaproxySocket(_) => None,
+                    };
+                    let text = thirdparty::nginx_config(listen, &servers, policy, &sub, status);
                     let path = self.dir.0.join(format!("{stem}.conf"));
                     let args = vec![
                         "-c".to_owned(),
@@ -223,9 +254,71 @@ impl Ctx<'_> {
                 let mut g = ChildGuard::spawn(&name, &exe, &args, log, &hint)?;
                 self.announce(&g);
                 self.wait_listening(&mut g, listen).await?;
+                g.stats = Some((stats, servers));
                 Ok((g, listen))
             }
         }
+    }
+
+    /// Waits until the sidecar has fetched every cluster's first endpoint
+    /// set (the simulator's views start bootstrapped).
+    async fn wait_discovered(&self, g: &mut ChildGuard, found: &[&str]) -> Result<(), LiveError> {
+        let Some(admin) = g.admin else {
+            return Ok(());
+        };
+        let until = self.clock.now() + self.opts.ready_timeout;
+        loop {
+            let cfg = self.admin(admin, Method::GET, "/config", "").await;
+            let done = cfg.as_ref().is_ok_and(|v| {
+                v["clusters"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .filter(|c| found.iter().any(|f| c["name"].as_str() == Some(f)))
+                        .all(|c| c["version"].as_u64() != Some(0))
+                })
+            });
+            if done {
+                return Ok(());
+            }
+            if self.clock.now() >= until {
+                return Err(g
+                    .failure(&format!(
+                        "had no endpoints from the discovery server within {}",
+                        self.opts.ready_timeout
+                    ))
+                    .into());
+            }
+            self.clock.sleep(Nanos::from_millis(10)).await;
+        }
+    }
+
+    /// Tells a meshsim sidecar which endpoints of `cluster` are behind a
+    /// partition (black-holed); `[]` heals.
+    pub(crate) async fn set_blackhole(
+        &self,
+        sidecar: &str,
+        procs: &Mutex<Procs>,
+        cluster: &str,
+        addrs: &[SocketAddr],
+    ) -> Result<(), LiveError> {
+        let name = format!("sidecar {sidecar}");
+        let admin = lock(procs)
+            .sidecars
+            .iter()
+            .find(|g| g.name == name)
+            .and_then(|g| g.admin);
+        let Some(admin) = admin else {
+            return Err(LiveError::Admin(format!("{name} has no admin API")));
+        };
+        let body = serde_json::to_string(addrs).unwrap_or_else(|_| "[]".into());
+        self.admin(
+            admin,
+            Method::POST,
+            &format!("/admin/clusters/{cluster}/blackhole"),
+            &body,
+        )
+        .await
+        .map(|_| ())
+        .map_err(LiveError::Admin)
     }
 
     /// For programs that do not say they listen: connect until they do.
@@ -297,9 +390,16 @@ impl Ctx<'_> {
 
     /// A sidecar's Prometheus text.
     pub(crate) async fn metrics_text(&self, addr: SocketAddr) -> Result<String, LiveError> {
+        self.metrics_text_at(addr, "/metrics")
+            .await
+            .map_err(|e| LiveError::Admin(format!("sidecar admin {addr}/metrics: {e}")))
+    }
+
+    /// The body of `GET http://addr/path`.
+    async fn metrics_text_at(&self, addr: SocketAddr, path: &str) -> Result<String, String> {
         let fut = async {
             let req = Request::builder()
-                .uri(format!("http://{addr}/metrics"))
+                .uri(format!("http://{addr}{path}"))
                 .body(Body::default())
                 .map_err(|e| e.to_string())?;
             let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
@@ -315,24 +415,49 @@ impl Ctx<'_> {
             .timeout(Nanos::from_secs(5), fut)
             .await
             .unwrap_or_else(|| Err("no answer within 5s".into()))
-            .map_err(|e| LiveError::Admin(format!("sidecar admin {addr}/metrics: {e}")))
     }
 
     /// Ejections per endpoint over every meshsim sidecar, and the client
-    /// sidecar's retries (the end-to-end retries, as the simulator counts
+    /// sidecars' retries (the end-to-end retries, as the simulator counts
     /// them).
     pub(crate) async fn mesh_counters(
         &self,
         procs: &Mutex<Procs>,
     ) -> Result<MeshCounters, LiveError> {
-        let admins: Vec<(SocketAddr, bool)> = lock(procs)
+        let admins: Vec<(SocketAddr, String)> = lock(procs)
             .sidecars
             .iter()
-            .filter_map(|g| g.admin.map(|a| (a, g.name == CLIENT_SIDECAR)))
+            .filter_map(|g| g.admin.map(|a| (a, g.name.clone())))
+            .collect();
+        let third: Vec<(String, thirdparty::StatsSource, Vec<SocketAddr>)> = lock(procs)
+            .sidecars
+            .iter()
+            .filter_map(|g| g.stats.clone().map(|(s, v)| (g.name.clone(), s, v)))
             .collect();
         let mut m = MeshCounters::default();
-        for (addr, client) in admins {
+        for (name, source, servers) in third {
+            let c = self.proxy_counters(&name, &source, &servers).await?;
+            for (a, d) in &c.down {
+                // A server its health checks took down is out of the
+                // balancer, as an ejected one is.
+                *m.ejections.entry(*a).or_default() += d;
+            }
+            if is_client_sidecar(&name) {
+                m.client_retries += c.retries;
+            }
+            let e = m.sidecars.entry(name).or_default();
+            if matches!(source, thirdparty::StatsSource::HaproxySocket(_)) {
+                e.insert("retries".into(), c.retries);
+                e.insert("redispatches".into(), c.redispatches);
+                e.insert("attempts".into(), c.attempts.values().sum());
+                e.insert("health_check_down".into(), c.down.values().sum());
+            }
+            e.insert("requests".into(), c.requests);
+        }
+        for (addr, name) in admins {
+            let client = is_client_sidecar(&name);
             let text = self.metrics_text(addr).await?;
+            let own = m.sidecars.entry(name).or_default();
             for line in text.lines() {
                 let value = || {
                     line.rsplit_once(' ')
@@ -347,12 +472,59 @@ impl Ctx<'_> {
                     if let Some(ep) = ep {
                         *m.ejections.entry(ep).or_default() += value();
                     }
-                } else if client && line.starts_with("meshsim_proxy_retries_total") {
-                    m.client_retries += value();
+                    *own.entry("ejections".into()).or_default() += value();
+                } else if line.starts_with("meshsim_proxy_retries_total") {
+                    if client {
+                        m.client_retries += value();
+                    }
+                    *own.entry("retries".into()).or_default() += value();
+                } else if line.starts_with("meshsim_proxy_endpoint_requests_total") {
+                    *own.entry("attempts".into()).or_default() += value();
+                } else if line.starts_with("meshsim_proxy_requests_total") {
+                    *own.entry("requests".into()).or_default() += value();
                 }
             }
         }
         Ok(m)
+    }
+
+    /// A third-party sidecar's counters, from its stats socket or page.
+    async fn proxy_counters(
+        &self,
+        name: &str,
+        source: &thirdparty::StatsSource,
+        servers: &[SocketAddr],
+    ) -> Result<thirdparty::ProxyCounters, LiveError> {
+        let fail = |e: String| LiveError::Admin(format!("{name} counters: {e}"));
+        match source {
+            thirdparty::StatsSource::HaproxySocket(path) => {
+                let fut = async {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut s = tokio::net::UnixStream::connect(path)
+                        .await
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    s.write_all(b"show stat\n")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut text = String::new();
+                    s.read_to_string(&mut text)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(text)
+                };
+                let text = self
+                    .clock
+                    .timeout(Nanos::from_secs(5), fut)
+                    .await
+                    .unwrap_or_else(|| Err("no answer within 5s".into()))
+                    .map_err(fail)?;
+                thirdparty::parse_haproxy_stats(&text, servers).map_err(fail)
+            }
+            thirdparty::StatsSource::NginxStatus(addr) => {
+                let text = self.metrics_text_at(*addr, "/").await.map_err(fail)?;
+                thirdparty::parse_nginx_status(&text).map_err(fail)
+            }
+        }
     }
 
     pub(crate) async fn counters(&self, addr: SocketAddr) -> Result<Counters, LiveError> {
@@ -401,14 +573,19 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The client sidecar's name.
-pub(crate) const CLIENT_SIDECAR: &str = "sidecar client";
+/// Whether a child is a client sidecar (`sidecar client`, or `sidecar
+/// client/K` with several clients).
+pub(crate) fn is_client_sidecar(name: &str) -> bool {
+    name == "sidecar client" || name.starts_with("sidecar client/")
+}
 
 /// Counters read from the meshsim sidecars' `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct MeshCounters {
     pub(crate) ejections: BTreeMap<SocketAddr, u64>,
     pub(crate) client_retries: u64,
+    /// Per sidecar, its own counters by name (`retries`, `attempts`, …).
+    pub(crate) sidecars: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Every process of a run, shared by the fault task and the monitor.

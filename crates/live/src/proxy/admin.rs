@@ -12,6 +12,10 @@
 //!   (`{"abort": {"status": 503, "percentage": 10}}`, or `null` to clear).
 //! - `POST /admin/clusters/NAME/endpoints` with a JSON array of endpoints:
 //!   replaces a static endpoint set.
+//! - `POST /admin/clusters/NAME/blackhole` with a JSON array of endpoint
+//!   addresses: puts them behind a network partition (attempts to them get
+//!   no answer and end at their per-try or route deadline as timeouts;
+//!   answers already on their way are lost); `[]` heals it.
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -62,6 +66,7 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
                         "version": g.version,
                         "endpoints": eps,
                         "fault": g.fault.as_ref().map(|_| "on"),
+                        "blackholed": g.blackholed,
                     })
                 })
                 .collect();
@@ -129,6 +134,19 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
                     let _ = g.set_endpoints(&eps, now);
                     http::text(StatusCode::OK, "ok\n")
                 }
+                "blackhole" => {
+                    let addrs: Vec<std::net::SocketAddr> = match serde_json::from_slice(&body) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            return bad(format!(
+                                "invalid blackhole: {e}; expected a JSON array of \"IP:PORT\" ([] heals)"
+                            ))
+                        }
+                    };
+                    cluster.lock().blackholed =
+                        addrs.iter().map(|a| format!("http://{a}")).collect();
+                    http::json(StatusCode::OK, &serde_json::json!({ "blackholed": addrs }))
+                }
                 _ => usage(),
             }
         }
@@ -139,6 +157,6 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
 fn usage() -> Response<Body> {
     http::text(
         StatusCode::NOT_FOUND,
-        "admin: GET /metrics, GET /config, GET /healthz, POST /admin/clusters/NAME/{balancer,fault,endpoints}\n",
+        "admin: GET /metrics, GET /config, GET /healthz, POST /admin/clusters/NAME/{balancer,fault,endpoints,blackhole}\n",
     )
 }

@@ -90,6 +90,10 @@ pub struct Inner {
     /// Whether the cluster has carried traffic (health checks then use
     /// their regular intervals instead of `no_traffic_interval`).
     pub traffic: bool,
+    /// Endpoints behind a network partition (`http://addr`, as
+    /// [`EndpointState::base`]): attempts to them get no answer and end at
+    /// their deadline as timeouts. Set through the admin API.
+    pub blackholed: Vec<String>,
 }
 
 /// Why a cluster could not be built.
@@ -157,6 +161,7 @@ impl Inner {
             },
             metrics: ClusterMetrics::default(),
             traffic: false,
+            blackholed: Vec::new(),
         };
         if !cfg.endpoints.is_empty() {
             inner.set_endpoints(&cfg.endpoints, now);
@@ -360,6 +365,28 @@ impl Inner {
             None => Vec::new(),
         }
     }
+}
+
+/// Whether attempts to `base` (`http://addr`) are black-holed by a
+/// partition in any cluster of this proxy.
+pub fn black_holed(sh: &super::Shared, base: &str) -> bool {
+    sh.clusters.iter().any(|c| {
+        let g = c.lock();
+        !g.blackholed.is_empty() && g.blackholed.iter().any(|b| b == base)
+    })
+}
+
+/// The longest a black-holed attempt without any deadline waits (the
+/// simulator's would wait forever; the caller's own timeout ends it first).
+pub const BLACK_HOLE_MAX: meshsim_core::Nanos = meshsim_core::Nanos::from_secs(300);
+
+/// An attempt into a partition: no answer, so it ends at its deadline as a
+/// timeout, as the simulator's black-holed attempts do (an attempt whose
+/// answer was on its way when the partition began loses it the same way).
+pub(crate) async fn black_hole(sh: &super::Shared, deadline: Time) -> super::Attempt {
+    let cap = sh.clock.now() + BLACK_HOLE_MAX;
+    sh.clock.sleep_until(deadline.min(cap)).await;
+    super::Attempt::Failed(Outcome::Timeout)
 }
 
 /// Whether `outcome` is an error for the downstream caller's counts.

@@ -683,6 +683,26 @@ pub(crate) async fn send(
     body: Bytes,
     deadline: Time,
 ) -> Attempt {
+    // A partition (admin `blackhole`) swallows the attempt, or its answer.
+    if cluster::black_holed(sh, base) {
+        return cluster::black_hole(sh, deadline).await;
+    }
+    let a = send_attempt(sh, client, base, path, parts, body, deadline).await;
+    if cluster::black_holed(sh, base) {
+        return cluster::black_hole(sh, deadline).await;
+    }
+    a
+}
+
+async fn send_attempt(
+    sh: &Shared,
+    client: &Upstream,
+    base: &str,
+    path: &str,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    deadline: Time,
+) -> Attempt {
     // Endpoints are kept as `http://IP:PORT`; over mTLS they are `https`.
     let uri = match base.strip_prefix("http") {
         Some(rest) => format!("{}{rest}{path}", client.scheme()),

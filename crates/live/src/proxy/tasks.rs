@@ -151,6 +151,12 @@ async fn probe(
     path: &str,
     deadline: Time,
 ) -> CheckResult {
+    // A partition (admin `blackhole`) swallows health checks too: the
+    // check times out at its deadline, as in the simulator.
+    if super::cluster::black_holed(sh, &format!("http://{addr}")) {
+        sh.clock.sleep_until(deadline).await;
+        return CheckResult::NetworkFailure;
+    }
     let url = format!("{}://{addr}{path}", client.scheme());
     let Ok(req) = Request::get(url).body(Body::default()) else {
         return CheckResult::NetworkFailure;
