@@ -367,6 +367,14 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             // The sidecar would need its own zone and its endpoints' zones.
             refuse(&mut no, &at("lb.zone_aware (zone-aware routing)"));
         }
+        if p.tls.is_some_and(|t| t.enabled) {
+            // One proxy per hop here; mTLS needs the callee's own sidecar to
+            // terminate it (meshsim proxy does, with `[tls] inbound = true`).
+            refuse(
+                &mut no,
+                &at("tls (mutual TLS: run two meshsim proxies per hop by hand, see README's security section)"),
+            );
+        }
         if p.sidecar != meshsim_scenario::Sidecar::default() {
             sidecar_note = true;
         }
@@ -392,6 +400,15 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         notes.push(
             "discovery_outage has no effect: no mesh policy uses discovery (as in the simulator)"
                 .into(),
+        );
+    }
+    for (i, a) in sc.mesh.authz.iter().enumerate() {
+        refuse(
+            &mut no,
+            &format!(
+                "mesh.authz[{i}] (authorization on {}: meshsim proxy enforces it with [[authz]], not yet in scenario runs)",
+                a.service
+            ),
         );
     }
     if sidecar_note {
