@@ -434,34 +434,3 @@ fn misconfigurations_are_named() {
     .to_string();
     assert!(e.contains("authz[0].rules[0].to[0].paths"), "{e}");
 }
-
-#[test]
-fn scenario_runs_refuse_mtls_and_authorization_by_name() {
-    let sc = meshsim_scenario::Scenario::from_toml(
-        r#"
-[run]
-duration = "2s"
-warmup = "1s"
-[workload]
-rate = 10
-entry = "api"
-[[services]]
-name = "api"
-service_time = { dist = "constant", value = "1ms" }
-[mesh.defaults]
-tls = { resumption = 0.5 }
-[[mesh.authz]]
-service = "api"
-action = "deny"
-rules = [{}]
-"#,
-        "mtls.toml",
-    )
-    .unwrap();
-    let no =
-        meshsim_live::orchestrate::plan::plan(&sc, meshsim_live::orchestrate::ProxyKind::Meshsim)
-            .expect_err("refused")
-            .0;
-    assert!(no.iter().any(|m| m.contains("tls (mutual TLS")), "{no:?}");
-    assert!(no.iter().any(|m| m.contains("mesh.authz[0]")), "{no:?}");
-}

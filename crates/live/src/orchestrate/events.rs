@@ -28,10 +28,16 @@ pub(crate) fn dead_child(procs: &Mutex<Procs>) -> Option<LiveError> {
     let Procs {
         backends, sidecars, ..
     } = &mut *p;
-    let all = backends
-        .iter_mut()
-        .filter_map(|b| b.guard.as_mut())
-        .chain(sidecars.iter_mut());
+    let mut all: Vec<&mut super::child::ChildGuard> = Vec::new();
+    for b in backends.iter_mut() {
+        if let Some(g) = b.guard.as_mut() {
+            all.push(g);
+        }
+        if let Some(g) = b.inbound.as_mut().and_then(|i| i.guard.as_mut()) {
+            all.push(g);
+        }
+    }
+    all.extend(sidecars.iter_mut());
     for g in all {
         if let Some(s) = g.try_exited() {
             return Some(LiveError::ChildDied(format!(
@@ -184,7 +190,8 @@ async fn set_cuts(
         ks.dedup();
         let addrs: Vec<SocketAddr> = {
             let p = lock(procs);
-            ks.iter().map(|&k| p.backends[k].addr).collect()
+            // Callers reach an instance at its front (its receiving sidecar).
+            ks.iter().map(|&k| p.backends[k].front).collect()
         };
         ctx.set_blackhole(&cut.sidecar, procs, &cut.cluster, &addrs)
             .await?;
@@ -286,6 +293,10 @@ async fn kill(ctx: &Ctx<'_>, procs: &Arc<Mutex<Procs>>, k: usize) {
     if let Some(mut g) = b.guard.take() {
         g.kill(); // SIGKILL by PID
     }
+    // Its receiving sidecar dies with it, as a pod's Envoy does.
+    if let Some(mut g) = b.inbound.as_mut().and_then(|i| i.guard.take()) {
+        g.kill();
+    }
 }
 
 /// Starts backend `k` again on the same port, so every sidecar's endpoint
@@ -312,5 +323,13 @@ async fn restart(
     let name = format!("backend {}/{}", b.service, b.instance);
     let (g, _) = ctx.start_backend(&name, &path).await?;
     lock(procs).backends[k].guard = Some(g);
+    if let Some(spec) = &b.inbound {
+        // Its receiving sidecar again, on the same port.
+        let front = lock(procs).backends[k].front;
+        let (ig, _) = ctx.start_inbound(b, spec, addr, Some(front)).await?;
+        if let Some(i) = lock(procs).backends[k].inbound.as_mut() {
+            i.guard = Some(ig);
+        }
+    }
     Ok(())
 }

@@ -257,14 +257,25 @@ async fn run_inner(
                 ctx.set_knobs(addr, serde_json::json!({ "latency_factor": b.slowdown }))
                     .await?;
             }
+            // Its receiving sidecar, if calls into it need one: callers
+            // reach the instance through it.
+            let (front, inbound) = match &b.inbound {
+                Some(spec) => {
+                    let (ig, front) = ctx.start_inbound(b, spec, addr, None).await?;
+                    (front, Some(procs::InboundProc { guard: Some(ig) }))
+                }
+                None => (addr, None),
+            };
             lock(procs).backends.push(BackendProc {
                 guard: Some(g),
                 addr,
                 config: path,
+                front,
+                inbound,
                 banked: Counters::default(),
                 at_start: Counters::default(),
             });
-            addrs.entry(service.clone()).or_default().push(addr);
+            addrs.entry(service.clone()).or_default().push(front);
         }
     }
     let mut urls = Vec::new();
@@ -315,16 +326,16 @@ async fn run_inner(
     // --- collect ---
     let measured = plan.load.duration.as_secs_f64();
     let mut instances = Vec::new();
-    let ends: Vec<(SocketAddr, Counters, Counters, bool)> = {
+    let ends: Vec<(SocketAddr, SocketAddr, Counters, Counters, bool)> = {
         let p = lock(procs);
         p.backends
             .iter()
-            .map(|b| (b.addr, b.banked, b.at_start, b.guard.is_some()))
+            .map(|b| (b.addr, b.front, b.banked, b.at_start, b.guard.is_some()))
             .collect()
     };
     let mesh_end = ctx.mesh_counters(procs).await?;
     let mesh_start = lock(procs).mesh_start.clone();
-    for (k, (addr, banked, start, up)) in ends.into_iter().enumerate() {
+    for (k, (addr, front, banked, start, up)) in ends.into_iter().enumerate() {
         // A backend still down (crashed for good) keeps what it banked.
         let now = if up {
             ctx.counters(addr).await?
@@ -332,8 +343,9 @@ async fn run_inner(
             Counters::default()
         } + banked;
         let b = &plan.backends[k];
-        let ejections = mesh_end.ejections.get(&addr).copied().unwrap_or(0);
-        let ejected_before = mesh_start.ejections.get(&addr).copied().unwrap_or(0);
+        // Callers eject what they reach: the receiving sidecar, if any.
+        let ejections = mesh_end.ejections.get(&front).copied().unwrap_or(0);
+        let ejected_before = mesh_start.ejections.get(&front).copied().unwrap_or(0);
         instances.push(InstanceRow {
             service: b.service.clone(),
             instance: b.instance,

@@ -75,6 +75,20 @@ pub struct BackendNode {
     pub slowdown: f64,
     /// Index into [`LivePlan::sidecars`] of its own sidecar, if it calls.
     pub sidecar: Option<usize>,
+    /// Its receiving sidecar, when its service's inbound calls need one
+    /// (mutual TLS or authorization).
+    pub inbound: Option<InboundSpec>,
+}
+
+/// A receiving sidecar in front of one instance: it terminates mutual TLS
+/// (identity `spiffe://meshsim.local/ns/default/sa/SERVICE`) and enforces
+/// the service's authorization policies, as the callee's Envoy does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundSpec {
+    /// Mutual TLS on calls into the service (every edge into it has it).
+    pub tls: Option<meshsim_scenario::Tls>,
+    /// The service's authorization policies.
+    pub authz: Vec<meshsim_core::authz::Policy>,
 }
 
 /// One sidecar process.
@@ -367,13 +381,11 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             // The sidecar would need its own zone and its endpoints' zones.
             refuse(&mut no, &at("lb.zone_aware (zone-aware routing)"));
         }
-        if p.tls.is_some_and(|t| t.enabled) {
-            // One proxy per hop here; mTLS needs the callee's own sidecar to
-            // terminate it (meshsim proxy does, with `[tls] inbound = true`).
-            refuse(
-                &mut no,
-                &at("tls (mutual TLS: run two meshsim proxies per hop by hand, see README's security section)"),
-            );
+        if p.tls.is_some_and(|t| t.enabled) && proxy != ProxyKind::Meshsim {
+            no.push(format!(
+                "--proxy {} cannot express mutual TLS (calls from {from} to {to}): live mTLS runs on meshsim sidecars",
+                proxy.name()
+            ));
         }
         if p.sidecar != meshsim_scenario::Sidecar::default() {
             sidecar_note = true;
@@ -402,14 +414,48 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 .into(),
         );
     }
-    for (i, a) in sc.mesh.authz.iter().enumerate() {
-        refuse(
-            &mut no,
-            &format!(
-                "mesh.authz[{i}] (authorization on {}: meshsim proxy enforces it with [[authz]], not yet in scenario runs)",
-                a.service
-            ),
+    // --- receiving sidecars: mutual TLS and authorization ---
+    let mut inbound_of: std::collections::BTreeMap<String, InboundSpec> = Default::default();
+    for s in &sc.services {
+        let into: Vec<Option<meshsim_scenario::Tls>> = edges
+            .iter()
+            .filter(|(_, to)| *to == s.name)
+            .map(|(from, to)| sc.mesh.policy(from, to).tls.filter(|t| t.enabled))
+            .collect();
+        let with_tls = into.iter().filter(|t| t.is_some()).count();
+        if with_tls > 0 && with_tls < into.len() {
+            refuse(
+                &mut no,
+                &format!(
+                    "mutual TLS on some calls into {} and plaintext on others (its receiving sidecar requires one or the other)",
+                    s.name
+                ),
+            );
+        }
+        let authz = sc.mesh.authz_for(&s.name);
+        if with_tls == 0 && authz.is_empty() {
+            continue;
+        }
+        if proxy != ProxyKind::Meshsim && !authz.is_empty() {
+            no.push(format!(
+                "--proxy {} cannot express mesh.authz on {}: live authorization runs on meshsim sidecars",
+                proxy.name(),
+                s.name
+            ));
+        }
+        inbound_of.insert(
+            s.name.clone(),
+            InboundSpec {
+                tls: into.into_iter().flatten().next(),
+                authz,
+            },
         );
+    }
+    if !inbound_of.is_empty() {
+        notes.push(format!(
+            "mutual TLS or authorization on calls into {}: each of their instances gets its own receiving meshsim sidecar (a second proxy on the hop); mesh tls handshake and record costs are the simulator's model, a live run pays rustls' real ones",
+            inbound_of.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
     }
     if sidecar_note {
         notes.push(
@@ -552,6 +598,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 },
                 slowdown,
                 sidecar,
+                inbound: inbound_of.get(name).cloned(),
             });
         }
     }

@@ -49,10 +49,20 @@ pub(crate) struct BackendProc {
     pub(crate) guard: Option<ChildGuard>,
     pub(crate) addr: SocketAddr,
     pub(crate) config: PathBuf,
+    /// Where callers reach it: its receiving sidecar's address, or `addr`.
+    pub(crate) front: SocketAddr,
+    /// Its receiving sidecar (mutual TLS, authorization), if it has one.
+    pub(crate) inbound: Option<InboundProc>,
     /// Counters banked from earlier lives (before a crash).
     pub(crate) banked: Counters,
     /// Counters at the end of the warm-up.
     pub(crate) at_start: Counters,
+}
+
+/// A receiving sidecar: its process (none while crashed).
+#[derive(Debug)]
+pub(crate) struct InboundProc {
+    pub(crate) guard: Option<ChildGuard>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -111,6 +121,96 @@ impl Ctx<'_> {
         Ok((g, addr))
     }
 
+    /// Writes the mesh CA of the run (once), for sidecars' `[tls]`.
+    pub(crate) fn mesh_ca(&self) -> Result<(PathBuf, PathBuf), LiveError> {
+        let (cert, key) = (self.dir.0.join("ca.pem"), self.dir.0.join("ca-key.pem"));
+        if !cert.exists() {
+            let ca = crate::tls::MeshCa::generate(
+                Clock::wall_now(),
+                std::time::Duration::from_secs(7 * 86_400),
+            )
+            .map_err(|e| LiveError::Io(format!("mesh CA: {e}")))?;
+            self.dir.write("ca-key.pem", ca.key_pem())?;
+            self.dir.write("ca.pem", ca.cert_pem())?;
+        }
+        Ok((cert, key))
+    }
+
+    /// A sidecar's `[tls]` with the run's CA, from an edge's `tls`.
+    fn proxy_tls(
+        &self,
+        identity: &str,
+        t: &meshsim_scenario::Tls,
+        inbound: bool,
+    ) -> Result<crate::proxy::config::ProxyTls, LiveError> {
+        let (ca_cert, ca_key) = self.mesh_ca()?;
+        Ok(crate::proxy::config::ProxyTls {
+            ca_cert,
+            ca_key,
+            identity: identity.to_owned(),
+            cert_ttl: Nanos::from_secs(86_400),
+            rotate_every: t.rotation,
+            resumption: t.resumption > 0.0,
+            inbound,
+        })
+    }
+
+    /// Starts `meshsim proxy` on `cfg`; returns it, its address and its
+    /// config file.
+    async fn spawn_proxy(
+        &self,
+        name: &str,
+        cfg: &ProxyConfig,
+    ) -> Result<(ChildGuard, SocketAddr, PathBuf), LiveError> {
+        let stem = file_name(name);
+        let log = self.dir.0.join(format!("{stem}.log"));
+        let text = toml::to_string(cfg)
+            .map_err(|e| LiveError::Io(format!("proxy config for {name}: {e}")))?;
+        let path = self.dir.write(&format!("{stem}.toml"), &text)?;
+        let args = vec![
+            "proxy".to_owned(),
+            "--config".to_owned(),
+            path.display().to_string(),
+        ];
+        let mut g = ChildGuard::spawn(name, &self.opts.program, &args, log, "")?;
+        self.announce(&g);
+        let line = g.ready_line(&self.clock, self.opts.ready_timeout).await?;
+        g.admin = addrs_in(&line).get(1).copied();
+        let addr = addrs_in(&line).first().copied().ok_or_else(|| {
+            g.failure(&format!(
+                "said {line:?}, expected `proxy listening on ADDR admin ADDR`"
+            ))
+        })?;
+        Ok((g, addr, path))
+    }
+
+    /// Starts the receiving sidecar of backend `b` (at `backend`), on
+    /// `listen` (a restart reuses its port), or on any free port.
+    pub(crate) async fn start_inbound(
+        &self,
+        b: &plan::BackendNode,
+        spec: &plan::InboundSpec,
+        backend: SocketAddr,
+        listen: Option<SocketAddr>,
+    ) -> Result<(ChildGuard, SocketAddr), LiveError> {
+        let mut c: ClusterConfig = serde_json::from_value(serde_json::json!({ "name": b.service }))
+            .map_err(|e| LiveError::Io(format!("cluster {}: {e}", b.service)))?;
+        c.endpoints = vec![EndpointSpec::Addr(backend)];
+        let mut cfg: ProxyConfig = serde_json::from_value(serde_json::json!({ "clusters": [] }))
+            .map_err(|e| LiveError::Io(format!("proxy config: {e}")))?;
+        cfg.clusters = vec![c];
+        cfg.authz = spec.authz.clone();
+        if let Some(t) = &spec.tls {
+            cfg.tls = Some(self.proxy_tls(&b.service, t, true)?);
+        }
+        if let Some(l) = listen {
+            cfg.listen = l;
+        }
+        let name = format!("inbound sidecar {}/{}", b.service, b.instance);
+        let (g, addr, _) = self.spawn_proxy(&name, &cfg).await?;
+        Ok((g, addr))
+    }
+
     pub(crate) async fn start_sidecar(
         &self,
         node: &plan::SidecarNode,
@@ -122,6 +222,7 @@ impl Ctx<'_> {
         match self.opts.proxy {
             ProxyKind::Meshsim => {
                 let mut clusters = Vec::new();
+                let mut tls = None;
                 for (svc, policy) in &node.clusters {
                     // Every field the scenario does not set keeps the
                     // proxy's own default.
@@ -141,6 +242,17 @@ impl Ctx<'_> {
                         _ => c.endpoints = addrs.into_iter().map(EndpointSpec::Addr).collect(),
                     }
                     c.policy = policy.clone();
+                    if let Some(t) = policy.tls.filter(|t| t.enabled) {
+                        // mTLS to the callee's receiving sidecars, which
+                        // must prove the callee's identity.
+                        c.tls = Some(crate::proxy::config::UpstreamTls {
+                            identities: vec![svc.clone()],
+                        });
+                        // The sidecar's identity is its service's (the load
+                        // generator's is `client`).
+                        let identity = node.name.split('/').next().unwrap_or(&node.name);
+                        tls = Some(self.proxy_tls(identity, &t, false)?);
+                    }
                     clusters.push(c);
                 }
                 let mut cfg: ProxyConfig =
@@ -148,23 +260,8 @@ impl Ctx<'_> {
                         .map_err(|e| LiveError::Io(format!("proxy config: {e}")))?;
                 cfg.seed = node.seed;
                 cfg.clusters = clusters;
-                let text = toml::to_string(&cfg)
-                    .map_err(|e| LiveError::Io(format!("proxy config for {name}: {e}")))?;
-                let path = self.dir.write(&format!("{stem}.toml"), &text)?;
-                let args = vec![
-                    "proxy".to_owned(),
-                    "--config".to_owned(),
-                    path.display().to_string(),
-                ];
-                let mut g = ChildGuard::spawn(&name, &self.opts.program, &args, log, "")?;
-                self.announce(&g);
-                let line = g.ready_line(&self.clock, self.opts.ready_timeout).await?;
-                g.admin = addrs_in(&line).get(1).copied();
-                let addr = addrs_in(&line).first().copied().ok_or_else(|| {
-                    g.failure(&format!(
-                        "said {line:?}, expected `proxy listening on ADDR admin ADDR`"
-                    ))
-                })?;
+                cfg.tls = tls;
+                let (mut g, addr, _) = self.spawn_proxy(&name, &cfg).await?;
                 let found: Vec<&str> = node
                     .clusters
                     .iter()
