@@ -252,6 +252,19 @@ fn resolve_fault(
     }
 }
 
+/// The most arrivals in any one-second span of a trace (its peak rate).
+fn busiest_second(times: &[Nanos]) -> f64 {
+    let mut most = 0;
+    let mut first = 0;
+    for (k, t) in times.iter().enumerate() {
+        while first < k && t.as_nanos() - times[first].as_nanos() >= 1_000_000_000 {
+            first += 1;
+        }
+        most = most.max(k + 1 - first);
+    }
+    most as f64
+}
+
 /// Builds the plan, or lists every feature of `sc` live mode does not support.
 pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let mut no: Vec<String> = Vec::new();
@@ -279,15 +292,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         refuse(&mut no, "run.duration not longer than run.warmup");
     }
     let w = &sc.workload;
-    if w.diurnal.is_some() {
-        refuse(&mut no, "workload.diurnal");
-    }
-    if w.arrival_trace.is_some() {
-        refuse(&mut no, "workload.arrival_trace");
-    }
-    if w.phases.iter().any(|p| p.ramp_to.is_some()) {
-        refuse(&mut no, "workload.phases with ramp_to");
-    }
     // --- network ---
     let n = &sc.network;
     if n.cross_zone.is_some() || !n.pairs.is_empty() {
@@ -583,6 +587,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 .map(|p| Phase {
                     duration: p.duration,
                     rate: p.rate,
+                    ramp_to: p.ramp_to,
                 })
                 .collect();
             if !phases.is_empty() {
@@ -590,22 +595,33 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 phases.push(Phase {
                     duration: sc.run.duration,
                     rate: base,
+                    ramp_to: None,
                 });
             }
-            // Connections bound the requests in flight: enough for the
-            // rate times a generous latency, within the FD budget.
-            let peak = phases.iter().map(|p| p.rate).fold(base, f64::max);
-            let connections = ((peak * 0.1).ceil() as u32).clamp(64, 512);
-            LoadConfig {
+            let mut load = LoadConfig {
                 arrival: match w.arrivals {
                     Arrivals::Poisson => ArrivalKind::Poisson,
                     Arrivals::Constant => ArrivalKind::Constant,
                 },
                 rate: base,
                 phases,
-                connections,
+                diurnal: w.diurnal.clone(),
+                arrival_trace: w.arrival_trace.clone(),
                 ..LoadConfig::default()
+            };
+            if load.arrival_trace.is_some() {
+                // The trace replaces the rate (as in the simulator).
+                load.phases.clear();
+                load.diurnal = None;
             }
+            // Connections bound the requests in flight: enough for the
+            // rate times a generous latency, within the FD budget.
+            let peak = match &w.arrival_trace {
+                Some(t) => busiest_second(&t.times),
+                None => load.peak_rate(),
+            };
+            load.connections = ((peak * 0.1).ceil() as u32).clamp(64, 512);
+            load
         }
         WorkloadKind::Closed => LoadConfig {
             arrival: ArrivalKind::Closed,
