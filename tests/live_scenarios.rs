@@ -153,3 +153,43 @@ service_time = { dist = "constant", value = "1ms" }
     assert_eq!(r.tables.summary[0].count, 400);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn error_every_fails_every_nth_request_on_each_instance() {
+    // isotope's deterministic errors: each instance fails its 10th, 20th,
+    // … request. Its own counters over the measured period hold a run of
+    // consecutive requests, so a tenth of them fail, up to one at either
+    // edge of the period.
+    let text = r#"
+[run]
+duration = "2500ms"
+warmup = "500ms"
+seed = 8
+[workload]
+rate = 200
+entry = "api"
+[[services]]
+name = "api"
+instances = 2
+concurrency = 16
+error_every = 10
+queue_discipline = "lifo"
+service_time = { dist = "constant", value = "1ms" }
+"#;
+    let sc = Scenario::from_toml(text, "test.toml").expect("valid");
+    let r = run(&sc);
+    let inst = &r.tables.instances;
+    assert_eq!(inst.len(), 2, "{inst:?}");
+    for i in inst {
+        assert!(i.requests >= 100, "{inst:?}");
+        let tenth = i.requests as f64 / 10.0;
+        assert!(
+            (i.errors as f64 - tenth).abs() <= 2.0,
+            "{}/{}: {} errors of {} requests",
+            i.service,
+            i.instance,
+            i.errors,
+            i.requests
+        );
+    }
+}

@@ -1,7 +1,10 @@
 //! `meshsim backend`: a fake service instance.
 //!
 //! Each request waits for one of `concurrency` workers (at most
-//! `queue_capacity` may wait; beyond that the answer is an immediate 503),
+//! `queue_capacity` may wait; beyond that the answer is an immediate 503;
+//! a free worker takes the oldest waiting request, or with
+//! `queue_discipline = "lifo"` the newest; with `error_every = n` every
+//! n-th request to get a worker fails with a 500 at once),
 //! then the worker spends a service time drawn from the distribution —
 //! asleep ([`Work::Sleep`], an I/O-bound service) or spinning on the CPU
 //! ([`Work::Cpu`]) — then makes the downstream calls of its script through
@@ -35,10 +38,10 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::{Nanos, Time};
-use meshsim_scenario::{Dist, Step};
+use meshsim_scenario::{Dist, QueueDiscipline, Step};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
 use crate::http::{self, Body, HttpClient, INSTANCE_HEADER};
@@ -74,8 +77,16 @@ pub struct BackendConfig {
     pub concurrency: u32,
     /// Requests that may wait for a worker; beyond, 503 at once.
     pub queue_capacity: u32,
+    /// Which waiting request a free worker takes: the oldest (`fifo`) or
+    /// the newest (`lifo`).
+    pub queue_discipline: QueueDiscipline,
     /// Probability of answering 500.
     pub error_rate: f64,
+    /// Every n-th request to get a worker fails with a 500 at once,
+    /// without its work or calls (isotope's deterministic errors, as the
+    /// simulator's `error_every`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_every: Option<u64>,
     /// Bytes in each successful response body.
     pub response_bytes: u64,
     /// Downstream calls after the own work, as in the scenario.
@@ -98,7 +109,9 @@ impl Default for BackendConfig {
             work: Work::Sleep,
             concurrency: 64,
             queue_capacity: 1024,
+            queue_discipline: QueueDiscipline::Fifo,
             error_rate: 0.0,
+            error_every: None,
             response_bytes: 0,
             calls: Vec::new(),
             sidecar: None,
@@ -136,6 +149,9 @@ impl BackendConfig {
                 "error_rate {} is not a probability in [0, 1]",
                 self.error_rate
             ));
+        }
+        if self.error_every == Some(0) {
+            return bad("error_every must be at least 1 (every n-th request fails)".into());
         }
         if !self.calls.is_empty() && self.sidecar.is_none() {
             return bad("calls need a sidecar address (--sidecar) to go through".into());
@@ -245,7 +261,9 @@ struct State {
     paused: watch::Sender<bool>,
     silent: watch::Sender<bool>,
     gc: Mutex<Gc>,
-    workers: Semaphore,
+    workers: Arc<Pool>,
+    /// Requests that got a worker (for `error_every`).
+    started: AtomicU64,
     stats: Stats,
     clock: Clock,
     client: HttpClient,
@@ -276,7 +294,8 @@ impl Backend {
             paused: watch::channel(false).0,
             silent: watch::channel(false).0,
             gc: Mutex::new(Gc::default()),
-            workers: Semaphore::new(cfg.concurrency as usize),
+            workers: Pool::new(cfg.concurrency, cfg.queue_discipline),
+            started: AtomicU64::new(0),
             stats: Stats::default(),
             clock: Clock::start(),
             client: http::client(256, std::time::Duration::from_secs(30)),
@@ -378,7 +397,7 @@ async fn wait_gc(st: &State) {
 async fn serve_one(st: &State) -> Response<Body> {
     // Bounded queue: count waiters; refuse beyond the capacity.
     let queued = st.stats.queued.fetch_add(1, Ordering::Relaxed);
-    if queued >= u64::from(st.cfg.queue_capacity) && st.workers.available_permits() == 0 {
+    if queued >= u64::from(st.cfg.queue_capacity) && st.workers.free() == 0 {
         st.stats.queued.fetch_sub(1, Ordering::Relaxed);
         st.stats.rejected.fetch_add(1, Ordering::Relaxed);
         return http::text(StatusCode::SERVICE_UNAVAILABLE, "queue full\n");
@@ -387,11 +406,21 @@ async fn serve_one(st: &State) -> Response<Body> {
     let _ = paused.wait_for(|p| !*p).await;
     let permit = st.workers.acquire().await;
     st.stats.queued.fetch_sub(1, Ordering::Relaxed);
-    let Ok(_permit) = permit else {
+    let Some(_permit) = permit else {
         return http::text(StatusCode::SERVICE_UNAVAILABLE, "closing\n");
     };
     // No work starts during a stop-the-world pause.
     wait_gc(st).await;
+    // isotope's deterministic errors: every n-th request to start fails at
+    // once, its worker free again (as the simulator's `start_work`).
+    if let Some(n) = st.cfg.error_every {
+        let k = st.started.fetch_add(1, Ordering::Relaxed) + 1;
+        if k % n.max(1) == 0 {
+            st.stats.requests.fetch_add(1, Ordering::Relaxed);
+            st.stats.errors.fetch_add(1, Ordering::Relaxed);
+            return http::text(StatusCode::INTERNAL_SERVER_ERROR, "error\n");
+        }
+    }
     st.stats.in_flight.fetch_add(1, Ordering::Relaxed);
     let started = st.clock.now();
     let mut gc_mark = gc(st).total(started);
@@ -467,6 +496,101 @@ async fn serve_one(st: &State) -> Response<Body> {
     let mut r = Response::new(http_body_util::Full::new(st.body.clone()));
     *r.status_mut() = StatusCode::OK;
     r
+}
+
+/// The worker pool: `concurrency` workers, and the requests waiting for
+/// one, handed a worker oldest first (FIFO) or newest first (LIFO).
+#[derive(Debug)]
+struct Pool {
+    lifo: bool,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Debug)]
+struct PoolState {
+    free: u32,
+    waiting: std::collections::VecDeque<oneshot::Sender<Worker>>,
+}
+
+/// A worker held by a request; dropping it hands it to the next waiting
+/// request in the pool's order, or frees it.
+#[derive(Debug)]
+struct Worker {
+    pool: Option<Arc<Pool>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(p) = self.pool.take() {
+            Pool::release(&p);
+        }
+    }
+}
+
+impl Pool {
+    fn new(workers: u32, discipline: QueueDiscipline) -> Arc<Pool> {
+        Arc::new(Pool {
+            lifo: discipline == QueueDiscipline::Lifo,
+            state: Mutex::new(PoolState {
+                free: workers,
+                waiting: std::collections::VecDeque::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Workers free now.
+    fn free(&self) -> u32 {
+        self.lock().free
+    }
+
+    /// Waits for a worker (`None` only if the pool went away).
+    async fn acquire(self: &Arc<Pool>) -> Option<Worker> {
+        let rx = {
+            let mut st = self.lock();
+            if st.free > 0 {
+                st.free -= 1;
+                return Some(Worker {
+                    pool: Some(self.clone()),
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiting.push_back(tx);
+            rx
+        };
+        // A request abandoned after it was handed a worker drops the worker
+        // with its receiver, which releases it again.
+        rx.await.ok()
+    }
+
+    /// A worker came free: the next waiting request in order gets it.
+    fn release(self: &Arc<Pool>) {
+        let mut st = self.lock();
+        loop {
+            let next = if self.lifo {
+                st.waiting.pop_back()
+            } else {
+                st.waiting.pop_front()
+            };
+            let Some(tx) = next else {
+                st.free += 1;
+                return;
+            };
+            match tx.send(Worker {
+                pool: Some(self.clone()),
+            }) {
+                Ok(()) => return,
+                // That request is gone: take the worker back (without its
+                // drop, which would release it again) and try the next.
+                Err(mut w) => {
+                    w.pool = None;
+                }
+            }
+        }
+    }
 }
 
 /// Runs the futures concurrently on this task and collects their outputs.

@@ -16,7 +16,7 @@
 
 use meshsim_core::Nanos;
 use meshsim_scenario::{
-    Arrivals, FaultKind, Policy, QueueDiscipline, Scenario, WorkloadKind, CLIENT,
+    Arrivals, FaultKind, Policy, Scenario, WorkloadKind, CLIENT,
 };
 
 use crate::backend::{BackendConfig, Work};
@@ -314,12 +314,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     // --- services ---
     for s in &sc.services {
         let at = |f: &str| format!("services.{}.{f}", s.name);
-        if s.queue_discipline == QueueDiscipline::Lifo {
-            refuse(&mut no, &at("queue_discipline = \"lifo\""));
-        }
-        if s.error_every.is_some() {
-            refuse(&mut no, &at("error_every"));
-        }
         if !s.endpoints.is_empty() {
             refuse(&mut no, &at("endpoints (named endpoints)"));
         }
@@ -531,7 +525,9 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                     work: Work::Sleep,
                     concurrency: s.concurrency,
                     queue_capacity: s.queue_capacity.unwrap_or(u32::MAX),
+                    queue_discipline: s.queue_discipline,
                     error_rate: s.error_rate,
+                    error_every: s.error_every,
                     response_bytes: s.response_bytes,
                     calls: s.calls.clone(),
                     seed: derive_seed(seed, 1, (si as u64) << 16 | u64::from(i)),
