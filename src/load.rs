@@ -37,6 +37,10 @@ pub struct Args {
     /// The trace's endpoint column: each request goes to `/ENDPOINT`.
     #[arg(long, requires = "arrival_trace")]
     trace_endpoint_column: Option<String>,
+    /// A request mix, `NAME=WEIGHT,...` (e.g. `read=3,write=1`): each
+    /// request goes to `/NAME` of one drawn by weight.
+    #[arg(long)]
+    mix: Option<String>,
     /// Multiplies every trace time (0.5 plays it twice as fast).
     #[arg(long, default_value_t = 1.0, requires = "arrival_trace")]
     trace_time_scale: f64,
@@ -100,6 +104,23 @@ fn phases(s: &str) -> anyhow::Result<Vec<Phase>> {
                     .map_err(|e| anyhow::anyhow!("--phases {p:?}: {e}"))?,
                 rate: from,
                 ramp_to: to,
+            })
+        })
+        .collect()
+}
+
+fn mix(s: &str) -> anyhow::Result<Vec<meshsim_live::backend::Weighted>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (name, w) = p.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--mix {p:?}: expected NAME=WEIGHT such as read=3")
+            })?;
+            Ok(meshsim_live::backend::Weighted {
+                name: name.trim().to_owned(),
+                weight: w.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("--mix {p:?}: {w:?} is not a weight (a number >= 0)")
+                })?,
             })
         })
         .collect()
@@ -170,6 +191,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         },
         diurnal: args.diurnal.as_deref().map(diurnal).transpose()?,
         arrival_trace: arrival_trace(args)?,
+        endpoints: match &args.mix {
+            Some(m) => mix(m)?,
+            None => Vec::new(),
+        },
         duration: args.duration,
         warmup: args.warmup,
         connections: args.connections,

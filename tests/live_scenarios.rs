@@ -193,3 +193,67 @@ service_time = { dist = "constant", value = "1ms" }
         );
     }
 }
+
+#[test]
+fn named_endpoints_and_sleep_steps_run_live() {
+    // The load draws api's endpoint by weight: `read` (3 in 4) calls db's
+    // `get`, naming it; `write` only sleeps. db's other endpoint, `put`,
+    // calls audit: had the endpoint's name been lost on the way, db would
+    // draw `put` for half the reads and audit would see requests.
+    let text = r#"
+[run]
+duration = "3s"
+warmup = "500ms"
+seed = 21
+[workload]
+rate = 200
+entry = "api"
+[[services]]
+name = "api"
+instances = 2
+concurrency = 32
+abort_on_error = true
+service_time = { dist = "constant", value = "0s" }
+endpoints = [
+  { name = "read", weight = 3, calls = [{ sleep = "4ms" }, { service = "db", endpoint = "get" }] },
+  { name = "write", calls = [{ sleep = "4ms" }] },
+]
+[[services]]
+name = "db"
+instances = 1
+concurrency = 32
+service_time = { dist = "constant", value = "1ms" }
+endpoints = [{ name = "get" }, { name = "put", calls = [{ service = "audit" }] }]
+[[services]]
+name = "audit"
+instances = 1
+concurrency = 8
+service_time = { dist = "constant", value = "0s" }
+"#;
+    let sc = Scenario::from_toml(text, "test.toml").expect("valid");
+    let r = run(&sc);
+    let served = |svc: &str| -> u64 {
+        r.tables
+            .instances
+            .iter()
+            .filter(|i| i.service == svc)
+            .map(|i| i.requests)
+            .sum()
+    };
+    let (api, db) = (served("api"), served("db"));
+    assert!(api >= 300, "{:?}", r.tables.instances);
+    assert_eq!(served("audit"), 0, "{:?}", r.tables.instances);
+    // Each api request is a read with probability ¾ (Binomial): db serves
+    // ¾ of api's count within 5 sd, √(n · ¾ · ¼), but for a chance below
+    // 1e-6; plus 5 for requests straddling the measured period's edges.
+    let n = api as f64;
+    let sd = (n * 0.75 * 0.25).sqrt();
+    assert!(
+        (db as f64 - 0.75 * n).abs() <= 5.0 * sd + 5.0,
+        "db {db} of api {api}"
+    );
+    // Every request sleeps 4 ms in api's script.
+    let e2e = &r.tables.summary[0];
+    assert_eq!(e2e.errors, 0, "{e2e:?}");
+    assert!(e2e.p50_ms >= 4.0, "{e2e:?}");
+}

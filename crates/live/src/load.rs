@@ -115,6 +115,12 @@ pub struct LoadConfig {
     /// ([`meshsim_scenario::ArrivalTrace::resolve`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival_trace: Option<meshsim_scenario::ArrivalTrace>,
+    /// The target's request mix (named endpoints and weights): each
+    /// request goes to the URL path `/NAME` of one drawn by weight (from a
+    /// stream of its own, so the arrival times do not change), unless a
+    /// trace names one of them. Empty: the URL's path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::backend::Weighted>,
     /// Measured period.
     pub duration: Nanos,
     /// Unrecorded period before it.
@@ -145,6 +151,7 @@ impl Default for LoadConfig {
             phases: Vec::new(),
             diurnal: None,
             arrival_trace: None,
+            endpoints: Vec::new(),
             duration: Nanos::from_secs(10),
             warmup: Nanos::ZERO,
             connections: 64,
@@ -238,6 +245,14 @@ impl LoadConfig {
                     return bad("diurnal.period must be positive, e.g. \"24h\"".into());
                 }
             }
+        }
+        for (k, w) in self.endpoints.iter().enumerate() {
+            if !(w.weight >= 0.0 && w.weight.is_finite()) {
+                return bad(format!("endpoints[{k}].weight {} must be >= 0", w.weight));
+            }
+        }
+        if !self.endpoints.is_empty() && self.endpoints.iter().all(|w| w.weight <= 0.0) {
+            return bad("endpoints: at least one needs a positive weight".into());
         }
         if self.duration == Nanos::ZERO {
             return bad("duration must be positive, e.g. \"10s\"".into());
@@ -613,6 +628,11 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
                 cfg.seed ^ meshsim_results::splitmix64(u64::from(user) + 1),
             ));
+            // And one of endpoints from the request mix.
+            let mix = cfg.endpoints.clone();
+            let mut mix_rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
+                cfg.seed ^ 0x6d69_785f_656e_6470 ^ meshsim_results::splitmix64(u64::from(user) + 1),
+            ));
             workers.push(tokio::spawn(async move {
                 loop {
                     if let Some(th) = &think {
@@ -636,7 +656,9 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                         .unwrap_or_else(|e| e.into_inner())
                         .counts
                         .in_flight += 1;
-                    t.one(now, u64::from(user), None).await;
+                    let path = crate::backend::pick_weighted(&mix, &mut mix_rng)
+                        .map(|e| format!("/{e}"));
+                    t.one(now, u64::from(user), path.as_deref()).await;
                 }
             }));
         }
@@ -693,7 +715,18 @@ fn schedule(
     let mut last = Time::ZERO;
     // Arrivals take the targets in turn.
     let mut arrival: u64 = 0;
-    for (t, endpoint) in cfg.schedule() {
+    // The request mix draws from its own stream.
+    let mut mix_rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
+        cfg.seed ^ 0x6d69_785f_656e_6470,
+    ));
+    for (t, named) in cfg.schedule() {
+        let endpoint = if cfg.endpoints.is_empty() {
+            named
+        } else {
+            named
+                .filter(|n| cfg.endpoints.iter().any(|w| w.name == *n))
+                .or_else(|| crate::backend::pick_weighted(&cfg.endpoints, &mut mix_rng))
+        };
         if t >= end {
             return;
         }

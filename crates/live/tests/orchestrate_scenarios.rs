@@ -59,3 +59,58 @@ fn lifo_and_error_every_reach_the_backends() {
         assert_eq!(b.config.error_every, Some(7));
     }
 }
+
+#[test]
+fn endpoint_mixes_reach_the_load_and_the_callers() {
+    let text = r#"
+[run]
+duration = "3s"
+warmup = "1s"
+seed = 5
+[workload]
+rate = 100
+entry = "api"
+[[services]]
+name = "api"
+instances = 1
+service_time = { dist = "constant", value = "1ms" }
+calls = [{ sleep = "1ms" }, { service = "db" }]
+[[services]]
+name = "db"
+instances = 1
+service_time = { dist = "constant", value = "1ms" }
+endpoints = [{ name = "get", weight = 4 }, { name = "put" }]
+"#;
+    let sc = Scenario::from_toml(text, "test.toml").expect("valid");
+    let p = plan(&sc, ProxyKind::Meshsim).expect("plan");
+    // api has no named endpoints: the load sends to the URL's path.
+    assert!(p.load.endpoints.is_empty());
+    let api = p.backends.iter().find(|b| b.service == "api").expect("api");
+    let mix = &api.config.mixes["db"];
+    assert_eq!(
+        mix.iter().map(|w| (w.name.as_str(), w.weight)).collect::<Vec<_>>(),
+        vec![("get", 4.0), ("put", 1.0)]
+    );
+    // The simulator's default: the remaining steps run after a failure.
+    assert!(!api.config.abort_on_error);
+    let db = p.backends.iter().find(|b| b.service == "db").expect("db");
+    assert_eq!(db.config.endpoints.len(), 2);
+}
+
+#[test]
+fn what_live_mode_cannot_run_is_still_refused_by_name() {
+    let sc = scenario(
+        "rate = 100",
+        r#"endpoints = [{ name = "a", calls = [{ service = "api", endpoint = "b" }] }, { name = "b" }]"#,
+    );
+    let msg = match plan(&sc, ProxyKind::Meshsim) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    // One endpoint calling another of its own service: the sidecar would
+    // have to route to its own service.
+    assert!(
+        msg.contains("services.api.endpoints[0].calls[0] (a service calling itself)"),
+        "{msg}"
+    );
+}

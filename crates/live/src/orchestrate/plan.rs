@@ -252,6 +252,19 @@ fn resolve_fault(
     }
 }
 
+/// A service's request mix, if it has named endpoints.
+fn mix(s: &meshsim_scenario::Service) -> Option<Vec<crate::backend::Weighted>> {
+    (!s.endpoints.is_empty()).then(|| {
+        s.endpoints
+            .iter()
+            .map(|e| crate::backend::Weighted {
+                name: e.name.clone(),
+                weight: e.weight,
+            })
+            .collect()
+    })
+}
+
 /// The most arrivals in any one-second span of a trace (its peak rate).
 fn busiest_second(times: &[Nanos]) -> f64 {
     let mut most = 0;
@@ -314,27 +327,15 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     // --- services ---
     for s in &sc.services {
         let at = |f: &str| format!("services.{}.{f}", s.name);
-        if !s.endpoints.is_empty() {
-            refuse(&mut no, &at("endpoints (named endpoints)"));
-        }
-        for (i, step) in s.calls.iter().enumerate() {
-            if step.sleep.is_some() {
-                refuse(&mut no, &at(&format!("calls[{i}].sleep")));
+        for (key, steps) in s.scripts() {
+            for (i, step) in steps.iter().enumerate() {
+                if step.calls().iter().any(|c| c.service == s.name) {
+                    refuse(
+                        &mut no,
+                        &at(&format!("{key}[{i}] (a service calling itself)")),
+                    );
+                }
             }
-            if step.endpoint.is_some() || step.parallel.iter().any(|c| c.endpoint.is_some()) {
-                refuse(&mut no, &at(&format!("calls[{i}].endpoint")));
-            }
-            if step.calls().iter().any(|c| c.service == s.name) {
-                refuse(
-                    &mut no,
-                    &at(&format!("calls[{i}] (a service calling itself)")),
-                );
-            }
-        }
-        if s.calls.len() > 1 && !s.abort_on_error {
-            refuse(&mut no, &at(
-                "calls: running the remaining steps after a failed call (set abort_on_error = true)",
-            ));
         }
     }
     // --- mesh ---
@@ -530,6 +531,12 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                     error_every: s.error_every,
                     response_bytes: s.response_bytes,
                     calls: s.calls.clone(),
+                    abort_on_error: s.abort_on_error,
+                    endpoints: s.endpoints.clone(),
+                    mixes: callees
+                        .iter()
+                        .filter_map(|c| Some((c.clone(), mix(sc.service(c)?.1)?)))
+                        .collect(),
                     seed: derive_seed(seed, 1, (si as u64) << 16 | u64::from(i)),
                     ..BackendConfig::default()
                 },
@@ -629,6 +636,10 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let load = LoadConfig {
         url: String::new(),
         host: Some(w.entry.clone()),
+        endpoints: sc
+            .service(&w.entry)
+            .and_then(|(_, e)| mix(e))
+            .unwrap_or_default(),
         duration: measured,
         warmup: sc.run.warmup,
         timeout: Nanos::from_secs(30),
