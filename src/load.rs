@@ -44,6 +44,10 @@ pub struct Args {
     /// Multiplies every trace time (0.5 plays it twice as fast).
     #[arg(long, default_value_t = 1.0, requires = "arrival_trace")]
     trace_time_scale: f64,
+    /// Stop after this many requests (warm-up included); the run still
+    /// ends at the end of `--duration` at the latest.
+    #[arg(long)]
+    requests: Option<u64>,
     /// Measured period.
     #[arg(long, default_value = "10s")]
     duration: Nanos,
@@ -191,6 +195,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         },
         diurnal: args.diurnal.as_deref().map(diurnal).transpose()?,
         arrival_trace: arrival_trace(args)?,
+        requests: args.requests,
         endpoints: match &args.mix {
             Some(m) => mix(m)?,
             None => Vec::new(),

@@ -257,3 +257,35 @@ service_time = { dist = "constant", value = "0s" }
     assert_eq!(e2e.errors, 0, "{e2e:?}");
     assert!(e2e.p50_ms >= 4.0, "{e2e:?}");
 }
+
+#[test]
+fn run_requests_stops_the_load_after_that_many() {
+    // 200/s for 3 s would be about 600 requests; the limit of 150 (warm-up
+    // included) stops the load after 150 arrivals, about 0.75 s in. The
+    // generator's own count is exact; the backends served exactly those.
+    let text = r#"
+[run]
+duration = "3s"
+warmup = "250ms"
+seed = 2
+requests = 150
+[workload]
+rate = 200
+entry = "api"
+[[services]]
+name = "api"
+instances = 1
+concurrency = 16
+service_time = { dist = "constant", value = "1ms" }
+"#;
+    let sc = Scenario::from_toml(text, "test.toml").expect("valid");
+    let r = run(&sc);
+    assert_eq!(r.meta.requests.generated, 150, "{:?}", r.meta.requests);
+    // The measured ones are those after the warm-up: fewer than 150 and,
+    // at 200/s, far more than none.
+    let e2e = &r.tables.summary[0];
+    assert!(e2e.count < 150 && e2e.count > 50, "{e2e:?}");
+    // Nothing arrives late in the run.
+    let n = per_window(&r);
+    assert_eq!(n.last().copied(), Some(0.0), "{n:?}");
+}

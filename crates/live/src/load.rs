@@ -121,6 +121,11 @@ pub struct LoadConfig {
     /// trace names one of them. Empty: the URL's path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<crate::backend::Weighted>,
+    /// Stop generating after this many requests (warm-up included), as the
+    /// simulator's `run.requests`; the run still ends at `duration` at the
+    /// latest. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
     /// Measured period.
     pub duration: Nanos,
     /// Unrecorded period before it.
@@ -152,6 +157,7 @@ impl Default for LoadConfig {
             diurnal: None,
             arrival_trace: None,
             endpoints: Vec::new(),
+            requests: None,
             duration: Nanos::from_secs(10),
             warmup: Nanos::ZERO,
             connections: 64,
@@ -256,6 +262,9 @@ impl LoadConfig {
         }
         if self.duration == Nanos::ZERO {
             return bad("duration must be positive, e.g. \"10s\"".into());
+        }
+        if self.requests == Some(0) {
+            return bad("requests must be at least 1 (or absent: no limit)".into());
         }
         if self.connections == 0 {
             return bad("connections must be at least 1".into());
@@ -621,7 +630,10 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
             None => None,
         };
         let mut workers = Vec::new();
+        let limit = cfg.requests;
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for user in 0..cfg.connections {
+            let sent = sent.clone();
             let t = target.clone();
             let think = think.clone();
             // One stream of think times per user, from the seed.
@@ -645,6 +657,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                     let now = t.clock.now();
                     if now >= end {
                         return;
+                    }
+                    // The run's request limit counts every user's requests.
+                    if let Some(n) = limit {
+                        if sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= n {
+                            return;
+                        }
                     }
                     t.rec
                         .lock()
@@ -719,7 +737,8 @@ fn schedule(
     let mut mix_rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
         cfg.seed ^ 0x6d69_785f_656e_6470,
     ));
-    for (t, named) in cfg.schedule() {
+    let limit = cfg.requests.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    for (t, named) in cfg.schedule().take(limit) {
         let endpoint = if cfg.endpoints.is_empty() {
             named
         } else {
@@ -1035,5 +1054,21 @@ mod tests {
             ..base
         });
         assert!(e.contains("no arrival times"), "{e}");
+    }
+
+    #[test]
+    fn a_request_limit_stops_the_schedule() {
+        let cfg = LoadConfig {
+            rate: 1000.0,
+            duration: Nanos::from_secs(2),
+            requests: Some(250),
+            ..LoadConfig::default()
+        };
+        let limit = cfg.requests.map_or(usize::MAX, |n| n as usize);
+        // About 2000 arrivals in 2 s; the limit keeps the first 250, which
+        // end about a quarter second in.
+        let times: Vec<Time> = cfg.schedule().take(limit).map(|a| a.0).collect();
+        assert_eq!(times.len(), 250);
+        assert!(times[249] < Time::ZERO + Nanos::from_millis(500), "{:?}", times[249]);
     }
 }

@@ -292,12 +292,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     };
 
     // --- run and workload ---
-    if sc.run.requests.is_some() {
-        refuse(
-            &mut no,
-            "run.requests (a request count limit); use run.duration",
-        );
-    }
     if sc.run.replications > 1 {
         refuse(&mut no, "run.replications > 1; run it once per seed");
     }
@@ -636,6 +630,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let load = LoadConfig {
         url: String::new(),
         host: Some(w.entry.clone()),
+        requests: sc.run.requests,
         endpoints: sc
             .service(&w.entry)
             .and_then(|(_, e)| mix(e))
