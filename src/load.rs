@@ -131,9 +131,8 @@ fn mix(s: &str) -> anyhow::Result<Vec<meshsim_live::backend::Weighted>> {
 }
 
 fn diurnal(s: &str) -> anyhow::Result<meshsim_scenario::Diurnal> {
-    let bad = || {
-        anyhow::anyhow!("--diurnal {s:?}: expected PERIOD:AMPLITUDE[:PHASE] such as 60s:0.5")
-    };
+    let bad =
+        || anyhow::anyhow!("--diurnal {s:?}: expected PERIOD:AMPLITUDE[:PHASE] such as 60s:0.5");
     let mut parts = s.split(':');
     let period: Nanos = parts
         .next()

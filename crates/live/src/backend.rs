@@ -196,7 +196,10 @@ impl BackendConfig {
                 ));
             }
             if self.endpoints[..k].iter().any(|o| o.name == e.name) {
-                return bad(format!("endpoints[{k}]: a second endpoint named {:?}", e.name));
+                return bad(format!(
+                    "endpoints[{k}]: a second endpoint named {:?}",
+                    e.name
+                ));
             }
         }
         if !self.endpoints.is_empty() && self.endpoints.iter().all(|e| e.weight <= 0.0) {
@@ -207,9 +210,7 @@ impl BackendConfig {
                 match (s.sleep.is_some(), s.calls().is_empty()) {
                     (true, true) => {}
                     (true, false) => {
-                        return bad(format!(
-                            "{key}[{i}]: a step is a sleep or calls, not both"
-                        ))
+                        return bad(format!("{key}[{i}]: a step is a sleep or calls, not both"))
                     }
                     (false, true) => {
                         return bad(format!(
@@ -226,8 +227,14 @@ impl BackendConfig {
             }
         }
         for (svc, mix) in &self.mixes {
-            if mix.is_empty() || mix.iter().all(|w| !(w.weight > 0.0 && w.weight.is_finite())) {
-                return bad(format!("mixes.{svc}: needs an endpoint with a positive weight"));
+            if mix.is_empty()
+                || mix
+                    .iter()
+                    .all(|w| !(w.weight > 0.0 && w.weight.is_finite()))
+            {
+                return bad(format!(
+                    "mixes.{svc}: needs an endpoint with a positive weight"
+                ));
             }
         }
         Sampler::new(&self.service_time)
@@ -542,14 +549,17 @@ fn endpoint_of(st: &State, path: &str) -> Result<Option<usize>, String> {
         }
         return Ok(Some(pick));
     }
-    eps.iter().position(|e| e.name == name).map(Some).ok_or_else(|| {
-        let names: Vec<&str> = eps.iter().map(|e| e.name.as_str()).collect();
-        format!(
-            "no endpoint {name:?} on {}; it has {}\n",
-            st.cfg.service,
-            names.join(", ")
-        )
-    })
+    eps.iter()
+        .position(|e| e.name == name)
+        .map(Some)
+        .ok_or_else(|| {
+            let names: Vec<&str> = eps.iter().map(|e| e.name.as_str()).collect();
+            format!(
+                "no endpoint {name:?} on {}; it has {}\n",
+                st.cfg.service,
+                names.join(", ")
+            )
+        })
 }
 
 async fn serve_one(st: &State, endpoint: Option<usize>) -> Response<Body> {

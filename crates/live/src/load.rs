@@ -329,7 +329,14 @@ impl LoadConfig {
             .phases
             .iter()
             .flat_map(|p| [p.rate, p.ramp_to.unwrap_or(p.rate)])
-            .fold(if self.phases.is_empty() { self.rate } else { 0.0 }, f64::max);
+            .fold(
+                if self.phases.is_empty() {
+                    self.rate
+                } else {
+                    0.0
+                },
+                f64::max,
+            );
         top * (1.0 + self.diurnal.as_ref().map_or(0.0, |d| d.amplitude))
     }
 
@@ -674,8 +681,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                         .unwrap_or_else(|e| e.into_inner())
                         .counts
                         .in_flight += 1;
-                    let path = crate::backend::pick_weighted(&mix, &mut mix_rng)
-                        .map(|e| format!("/{e}"));
+                    let path =
+                        crate::backend::pick_weighted(&mix, &mut mix_rng).map(|e| format!("/{e}"));
                     t.one(now, u64::from(user), path.as_deref()).await;
                 }
             }));
@@ -731,14 +738,15 @@ fn schedule(
     end: Time,
 ) {
     let mut last = Time::ZERO;
-    // Arrivals take the targets in turn.
-    let mut arrival: u64 = 0;
     // The request mix draws from its own stream.
     let mut mix_rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
         cfg.seed ^ 0x6d69_785f_656e_6470,
     ));
-    let limit = cfg.requests.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    for (t, named) in cfg.schedule().take(limit) {
+    let limit = cfg
+        .requests
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    // Arrivals take the targets in turn.
+    for (which, (t, named)) in (0u64..).zip(cfg.schedule().take(limit)) {
         let endpoint = if cfg.endpoints.is_empty() {
             named
         } else {
@@ -761,8 +769,6 @@ fn schedule(
             Nanos::ZERO
         };
         target.clock.wait_precise(t, spin);
-        let which = arrival;
-        arrival += 1;
         {
             let mut r = target.rec.lock().unwrap_or_else(|e| e.into_inner());
             r.counts.generated += 1;
@@ -1069,6 +1075,10 @@ mod tests {
         // end about a quarter second in.
         let times: Vec<Time> = cfg.schedule().take(limit).map(|a| a.0).collect();
         assert_eq!(times.len(), 250);
-        assert!(times[249] < Time::ZERO + Nanos::from_millis(500), "{:?}", times[249]);
+        assert!(
+            times[249] < Time::ZERO + Nanos::from_millis(500),
+            "{:?}",
+            times[249]
+        );
     }
 }

@@ -56,8 +56,14 @@ async fn a_lifo_queue_serves_the_newest_waiting_request_first() {
     // Requests 1..3 queue behind request 0, 30 ms apart (far more than a
     // loopback connection takes to arrive): the free worker takes the
     // newest each time under LIFO, the oldest under FIFO.
-    assert_eq!(finishing_order(QueueDiscipline::Lifo).await, vec![0, 3, 2, 1]);
-    assert_eq!(finishing_order(QueueDiscipline::Fifo).await, vec![0, 1, 2, 3]);
+    assert_eq!(
+        finishing_order(QueueDiscipline::Lifo).await,
+        vec![0, 3, 2, 1]
+    );
+    assert_eq!(
+        finishing_order(QueueDiscipline::Fifo).await,
+        vec![0, 1, 2, 3]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,10 +144,16 @@ endpoints = [
         ..BackendConfig::default()
     };
     let b = Backend::start(cfg).await.expect("backend");
-    assert_eq!(get_endpoint(b.addr, "/fast").await, (200, Some("fast".into())));
+    assert_eq!(
+        get_endpoint(b.addr, "/fast").await,
+        (200, Some("fast".into()))
+    );
     let (_, st) = get(b.addr, "/admin/stats").await;
     let fast_busy = stats(&st)["busy_s"].as_f64().expect("busy_s");
-    assert_eq!(get_endpoint(b.addr, "/slow").await, (200, Some("slow".into())));
+    assert_eq!(
+        get_endpoint(b.addr, "/slow").await,
+        (200, Some("slow".into()))
+    );
     let (_, st) = get(b.addr, "/admin/stats").await;
     let busy = stats(&st)["busy_s"].as_f64().expect("busy_s");
     // The slow endpoint's own 30 ms and its 20 ms sleep step both hold the
@@ -158,9 +170,7 @@ endpoints = [
 async fn a_request_naming_no_endpoint_gets_one_drawn_by_weight() {
     let cfg = BackendConfig {
         concurrency: 8,
-        endpoints: endpoints(
-            r#"endpoints = [{ name = "a" }, { name = "b", weight = 3 }]"#,
-        ),
+        endpoints: endpoints(r#"endpoints = [{ name = "a" }, { name = "b", weight = 3 }]"#),
         ..BackendConfig::default()
     };
     let b = Backend::start(cfg).await.expect("backend");
@@ -188,8 +198,9 @@ async fn a_sleep_step_holds_the_worker() {
     // take at least 200 ms of worker time, one after the other.
     let cfg = BackendConfig {
         concurrency: 1,
-        calls: vec![serde_json::from_value(serde_json::json!({ "sleep": "100ms" }))
-            .expect("sleep step")],
+        calls: vec![
+            serde_json::from_value(serde_json::json!({ "sleep": "100ms" })).expect("sleep step"),
+        ],
         ..BackendConfig::default()
     };
     let b = Backend::start(cfg).await.expect("backend");
@@ -203,14 +214,17 @@ async fn a_sleep_step_holds_the_worker() {
     b.stop().await;
     // A step that is both a sleep and a call is refused by name.
     let bad = BackendConfig {
-        calls: vec![serde_json::from_value(
-            serde_json::json!({ "sleep": "1ms", "service": "x" }),
-        )
-        .expect("step")],
+        calls: vec![
+            serde_json::from_value(serde_json::json!({ "sleep": "1ms", "service": "x" }))
+                .expect("step"),
+        ],
         ..BackendConfig::default()
     };
     let e = Backend::start(bad).await.expect_err("invalid").to_string();
-    assert!(e.contains("calls[0]: a step is a sleep or calls, not both"), "{e}");
+    assert!(
+        e.contains("calls[0]: a step is a sleep or calls, not both"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

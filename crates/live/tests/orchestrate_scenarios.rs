@@ -49,10 +49,7 @@ diurnal = { period = "10s", amplitude = 0.5, phase = "1s" }"#,
 
 #[test]
 fn lifo_and_error_every_reach_the_backends() {
-    let sc = scenario(
-        "rate = 100",
-        "queue_discipline = \"lifo\"\nerror_every = 7",
-    );
+    let sc = scenario("rate = 100", "queue_discipline = \"lifo\"\nerror_every = 7");
     let p = plan(&sc, ProxyKind::Meshsim).expect("plan");
     for b in &p.backends {
         assert_eq!(b.config.queue_discipline, QueueDiscipline::Lifo);
@@ -88,7 +85,9 @@ endpoints = [{ name = "get", weight = 4 }, { name = "put" }]
     let api = p.backends.iter().find(|b| b.service == "api").expect("api");
     let mix = &api.config.mixes["db"];
     assert_eq!(
-        mix.iter().map(|w| (w.name.as_str(), w.weight)).collect::<Vec<_>>(),
+        mix.iter()
+            .map(|w| (w.name.as_str(), w.weight))
+            .collect::<Vec<_>>(),
         vec![("get", 4.0), ("put", 1.0)]
     );
     // The simulator's default: the remaining steps run after a failure.

@@ -15,9 +15,7 @@
 //! real cost instead and says so in its notes.
 
 use meshsim_core::Nanos;
-use meshsim_scenario::{
-    Arrivals, FaultKind, Policy, Scenario, WorkloadKind, CLIENT,
-};
+use meshsim_scenario::{Arrivals, FaultKind, Policy, Scenario, WorkloadKind, CLIENT};
 
 use crate::backend::{BackendConfig, Work};
 use crate::load::{ArrivalKind, LoadConfig, Phase};
