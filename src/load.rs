@@ -19,9 +19,35 @@ pub struct Args {
     /// Arrival process: poisson, constant, or closed (N connections in a loop).
     #[arg(long, default_value = "poisson", value_parser = ["poisson", "constant", "closed"])]
     arrival: String,
-    /// Rate phases, `DURATION@RATE,...` (e.g. `5s@1000,5s@4000`); the last rate holds to the end.
+    /// Rate phases, `DURATION@RATE,...` (e.g. `5s@1000,5s@4000`), a ramp
+    /// as `DURATION@FROM..TO` (e.g. `10s@100..1000`); the last rate holds to the end.
     #[arg(long)]
     phases: Option<String>,
+    /// A sinusoidal swing of the rate, `PERIOD:AMPLITUDE[:PHASE]` (e.g.
+    /// `60s:0.5`): the rate times `1 + AMPLITUDE × sin(2π (t + PHASE) / PERIOD)`.
+    #[arg(long)]
+    diurnal: Option<String>,
+    /// Replay the arrival times of this CSV file (a scenario's
+    /// `workload.arrival_trace` format) instead of drawing them at a rate.
+    #[arg(long)]
+    arrival_trace: Option<PathBuf>,
+    /// The trace's time column (default: the first).
+    #[arg(long, requires = "arrival_trace")]
+    trace_column: Option<String>,
+    /// The trace's endpoint column: each request goes to `/ENDPOINT`.
+    #[arg(long, requires = "arrival_trace")]
+    trace_endpoint_column: Option<String>,
+    /// A request mix, `NAME=WEIGHT,...` (e.g. `read=3,write=1`): each
+    /// request goes to `/NAME` of one drawn by weight.
+    #[arg(long)]
+    mix: Option<String>,
+    /// Multiplies every trace time (0.5 plays it twice as fast).
+    #[arg(long, default_value_t = 1.0, requires = "arrival_trace")]
+    trace_time_scale: f64,
+    /// Stop after this many requests (warm-up included); the run still
+    /// ends at the end of `--duration` at the latest.
+    #[arg(long)]
+    requests: Option<u64>,
     /// Measured period.
     #[arg(long, default_value = "10s")]
     duration: Nanos,
@@ -66,17 +92,89 @@ fn phases(s: &str) -> anyhow::Result<Vec<Phase>> {
             let (d, r) = p.split_once('@').ok_or_else(|| {
                 anyhow::anyhow!("--phases {p:?}: expected DURATION@RATE such as 5s@1000")
             })?;
+            let rate = |r: &str| {
+                r.trim().parse::<f64>().map_err(|_| {
+                    anyhow::anyhow!("--phases {p:?}: {r:?} is not a number of requests per second")
+                })
+            };
+            let (from, to) = match r.split_once("..") {
+                Some((a, b)) => (rate(a)?, Some(rate(b)?)),
+                None => (rate(r)?, None),
+            };
             Ok(Phase {
                 duration: d
                     .trim()
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--phases {p:?}: {e}"))?,
-                rate: r.trim().parse().map_err(|_| {
-                    anyhow::anyhow!("--phases {p:?}: {r:?} is not a number of requests per second")
+                rate: from,
+                ramp_to: to,
+            })
+        })
+        .collect()
+}
+
+fn mix(s: &str) -> anyhow::Result<Vec<meshsim_live::backend::Weighted>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (name, w) = p.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--mix {p:?}: expected NAME=WEIGHT such as read=3")
+            })?;
+            Ok(meshsim_live::backend::Weighted {
+                name: name.trim().to_owned(),
+                weight: w.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("--mix {p:?}: {w:?} is not a weight (a number >= 0)")
                 })?,
             })
         })
         .collect()
+}
+
+fn diurnal(s: &str) -> anyhow::Result<meshsim_scenario::Diurnal> {
+    let bad =
+        || anyhow::anyhow!("--diurnal {s:?}: expected PERIOD:AMPLITUDE[:PHASE] such as 60s:0.5");
+    let mut parts = s.split(':');
+    let period: Nanos = parts
+        .next()
+        .ok_or_else(bad)?
+        .trim()
+        .parse()
+        .map_err(|_| bad())?;
+    let amplitude: f64 = parts
+        .next()
+        .ok_or_else(bad)?
+        .trim()
+        .parse()
+        .map_err(|_| bad())?;
+    let phase: Nanos = match parts.next() {
+        Some(p) => p.trim().parse().map_err(|_| bad())?,
+        None => Nanos::ZERO,
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(meshsim_scenario::Diurnal {
+        period,
+        amplitude,
+        phase,
+    })
+}
+
+fn arrival_trace(args: &Args) -> anyhow::Result<Option<meshsim_scenario::ArrivalTrace>> {
+    let Some(file) = &args.arrival_trace else {
+        return Ok(None);
+    };
+    let mut t = meshsim_scenario::ArrivalTrace {
+        file: file.clone(),
+        column: args.trace_column.clone(),
+        time_scale: args.trace_time_scale,
+        endpoint_column: args.trace_endpoint_column.clone(),
+        times: Vec::new(),
+        endpoints: Vec::new(),
+    };
+    t.resolve(std::path::Path::new(""))
+        .map_err(|e| anyhow::anyhow!("--arrival-trace: {e}"))?;
+    Ok(Some(t))
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -92,6 +190,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         rate: args.rate,
         phases: match &args.phases {
             Some(p) => phases(p)?,
+            None => Vec::new(),
+        },
+        diurnal: args.diurnal.as_deref().map(diurnal).transpose()?,
+        arrival_trace: arrival_trace(args)?,
+        requests: args.requests,
+        endpoints: match &args.mix {
+            Some(m) => mix(m)?,
             None => Vec::new(),
         },
         duration: args.duration,

@@ -1,15 +1,26 @@
 //! `meshsim backend`: a fake service instance.
 //!
 //! Each request waits for one of `concurrency` workers (at most
-//! `queue_capacity` may wait; beyond that the answer is an immediate 503),
+//! `queue_capacity` may wait; beyond that the answer is an immediate 503;
+//! a free worker takes the oldest waiting request, or with
+//! `queue_discipline = "lifo"` the newest; with `error_every = n` every
+//! n-th request to get a worker fails with a 500 at once),
 //! then the worker spends a service time drawn from the distribution —
 //! asleep ([`Work::Sleep`], an I/O-bound service) or spinning on the CPU
 //! ([`Work::Cpu`]) — then makes the downstream calls of its script through
-//! its sidecar (steps in order, the calls of a parallel group at once), and
-//! answers: 500 with probability `error_rate`, else 200 with
-//! `response_bytes` bytes. The worker is held for the whole request, as the
-//! simulator's thread-per-request model holds it. Every response carries
+//! its sidecar (steps in order, the calls of a parallel group at once, a
+//! `sleep` step holding the worker), and answers: 502 after a failed call,
+//! 500 with probability `error_rate`, else 200 with `response_bytes`
+//! bytes. The worker is held for the whole request, as the simulator's
+//! thread-per-request model holds it. Every response carries
 //! `x-meshsim-instance: <service>/<instance>`.
+//!
+//! Named endpoints: a request to `/NAME` runs endpoint `NAME`'s service
+//! time and script (each defaulting to the service's) and its answer
+//! carries `x-meshsim-endpoint: NAME`; `/` gets an endpoint drawn by
+//! weight; an unknown name gets a 404. A call that names no endpoint of a
+//! callee with a request mix (`mixes`) goes to one drawn by weight, as the
+//! simulator's caller draws it.
 //!
 //! Admin (same port, under `/admin/`): `GET /admin/stats` (counts and busy
 //! time as JSON), `POST /admin/set` with a JSON object of any of
@@ -35,15 +46,19 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::{Nanos, Time};
-use meshsim_scenario::{Dist, Step};
+use meshsim_scenario::{Dist, EndpointSpec, QueueDiscipline, Step};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
 use crate::http::{self, Body, HttpClient, INSTANCE_HEADER};
 use crate::sample::Sampler;
 use crate::shutdown::Shutdown;
+
+/// The response header naming the endpoint a request ran (services with
+/// named endpoints).
+pub const ENDPOINT_HEADER: &str = "x-meshsim-endpoint";
 
 /// How a worker spends its service time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,12 +89,36 @@ pub struct BackendConfig {
     pub concurrency: u32,
     /// Requests that may wait for a worker; beyond, 503 at once.
     pub queue_capacity: u32,
+    /// Which waiting request a free worker takes: the oldest (`fifo`) or
+    /// the newest (`lifo`).
+    pub queue_discipline: QueueDiscipline,
     /// Probability of answering 500.
     pub error_rate: f64,
+    /// Every n-th request to get a worker fails with a 500 at once,
+    /// without its work or calls (isotope's deterministic errors, as the
+    /// simulator's `error_every`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_every: Option<u64>,
     /// Bytes in each successful response body.
     pub response_bytes: u64,
-    /// Downstream calls after the own work, as in the scenario.
+    /// Downstream calls (and `sleep` steps) after the own work, as in the
+    /// scenario.
     pub calls: Vec<Step>,
+    /// A failed call ends the script at once and the request fails (the
+    /// default here); `false`: the remaining steps still run and the
+    /// request fails when they are done (the simulator's default).
+    pub abort_on_error: bool,
+    /// Named endpoints, as the scenario's `services.X.endpoints`: a request
+    /// to `/NAME` runs that endpoint's service time and script (each
+    /// defaulting to the service's); a request to `/` gets one drawn by
+    /// weight. Without any, every path is the one unnamed endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointSpec>,
+    /// The request mix of each called service that has named endpoints: a
+    /// call that names no endpoint goes to one drawn from it by weight, as
+    /// the simulator's caller draws it.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mixes: std::collections::BTreeMap<String, Vec<Weighted>>,
     /// The sidecar that downstream calls go through (`Host` = callee name).
     pub sidecar: Option<SocketAddr>,
     /// Timeout of one downstream call.
@@ -98,9 +137,14 @@ impl Default for BackendConfig {
             work: Work::Sleep,
             concurrency: 64,
             queue_capacity: 1024,
+            queue_discipline: QueueDiscipline::Fifo,
             error_rate: 0.0,
+            error_every: None,
             response_bytes: 0,
             calls: Vec::new(),
+            abort_on_error: true,
+            endpoints: Vec::new(),
+            mixes: std::collections::BTreeMap::new(),
             sidecar: None,
             call_timeout: Nanos::from_secs(30),
             seed: 1,
@@ -137,17 +181,108 @@ impl BackendConfig {
                 self.error_rate
             ));
         }
-        if !self.calls.is_empty() && self.sidecar.is_none() {
-            return bad("calls need a sidecar address (--sidecar) to go through".into());
+        if self.error_every == Some(0) {
+            return bad("error_every must be at least 1 (every n-th request fails)".into());
         }
-        for (i, s) in self.calls.iter().enumerate() {
-            if s.calls().is_empty() {
-                return bad(format!("calls[{i}]: a step needs `service` or `parallel`"));
+        let mut scripts = vec![("calls".to_owned(), &self.calls)];
+        for (k, e) in self.endpoints.iter().enumerate() {
+            if let Some(c) = &e.calls {
+                scripts.push((format!("endpoints[{k}].calls"), c));
+            }
+            if !(e.weight >= 0.0 && e.weight.is_finite()) {
+                return bad(format!(
+                    "endpoints[{k}].weight {} must be a finite number >= 0",
+                    e.weight
+                ));
+            }
+            if self.endpoints[..k].iter().any(|o| o.name == e.name) {
+                return bad(format!(
+                    "endpoints[{k}]: a second endpoint named {:?}",
+                    e.name
+                ));
+            }
+        }
+        if !self.endpoints.is_empty() && self.endpoints.iter().all(|e| e.weight <= 0.0) {
+            return bad("endpoints: at least one needs a positive weight".into());
+        }
+        for (key, steps) in scripts {
+            for (i, s) in steps.iter().enumerate() {
+                match (s.sleep.is_some(), s.calls().is_empty()) {
+                    (true, true) => {}
+                    (true, false) => {
+                        return bad(format!("{key}[{i}]: a step is a sleep or calls, not both"))
+                    }
+                    (false, true) => {
+                        return bad(format!(
+                            "{key}[{i}]: a step needs `service`, `parallel` or `sleep`"
+                        ))
+                    }
+                    (false, false) if self.sidecar.is_none() => {
+                        return bad(format!(
+                            "{key}[{i}]: calls need a sidecar address (--sidecar) to go through"
+                        ))
+                    }
+                    (false, false) => {}
+                }
+            }
+        }
+        for (svc, mix) in &self.mixes {
+            if mix.is_empty()
+                || mix
+                    .iter()
+                    .all(|w| !(w.weight > 0.0 && w.weight.is_finite()))
+            {
+                return bad(format!(
+                    "mixes.{svc}: needs an endpoint with a positive weight"
+                ));
             }
         }
         Sampler::new(&self.service_time)
             .map_err(|e| BackendError::Config(format!("service_time: {e}")))
     }
+
+    /// The service-time sampler of each named endpoint that has its own.
+    fn endpoint_samplers(&self) -> Result<Vec<Option<Sampler>>, BackendError> {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                e.service_time
+                    .as_ref()
+                    .map(Sampler::new)
+                    .transpose()
+                    .map_err(|m| BackendError::Config(format!("endpoints[{k}].service_time: {m}")))
+            })
+            .collect()
+    }
+}
+
+/// One endpoint of a request mix and its relative weight.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weighted {
+    /// The endpoint's name (requests go to `/NAME`).
+    pub name: String,
+    /// Its relative share of the requests.
+    pub weight: f64,
+}
+
+/// Draws one entry of `mix` by weight, as the simulator draws an endpoint
+/// from a service's request mix (`None` if `mix` is empty).
+pub fn pick_weighted<'a>(
+    mix: &'a [Weighted],
+    rng: &mut dyn meshsim_core::rng::Rng,
+) -> Option<&'a str> {
+    let last = mix.last()?;
+    let total: f64 = mix.iter().map(|w| w.weight).sum();
+    let mut x = meshsim_core::rng::unit(rng) * total;
+    for w in mix {
+        if x < w.weight {
+            return Some(&w.name);
+        }
+        x -= w.weight;
+    }
+    Some(&last.name)
 }
 
 /// Run-time knobs changed through `POST /admin/set`.
@@ -240,12 +375,16 @@ struct Stats {
 struct State {
     cfg: BackendConfig,
     sampler: Sampler,
+    /// Per named endpoint, its own service-time sampler if it has one.
+    endpoint_samplers: Vec<Option<Sampler>>,
     rng: Mutex<Xoshiro256PlusPlus>,
     knobs: Mutex<Knobs>,
     paused: watch::Sender<bool>,
     silent: watch::Sender<bool>,
     gc: Mutex<Gc>,
-    workers: Semaphore,
+    workers: Arc<Pool>,
+    /// Requests that got a worker (for `error_every`).
+    started: AtomicU64,
     stats: Stats,
     clock: Clock,
     client: HttpClient,
@@ -266,17 +405,20 @@ impl Backend {
     /// Validates `cfg`, binds and starts serving on the current runtime.
     pub async fn start(cfg: BackendConfig) -> Result<Backend, BackendError> {
         let sampler = cfg.validate()?;
+        let endpoint_samplers = cfg.endpoint_samplers()?;
         let listener = http::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
         let name = format!("{}/{}", cfg.service, cfg.instance);
         let state = Arc::new(State {
             sampler,
+            endpoint_samplers,
             rng: Mutex::new(Xoshiro256PlusPlus::seed_from_u64(cfg.seed)),
             knobs: Mutex::new(Knobs::default()),
             paused: watch::channel(false).0,
             silent: watch::channel(false).0,
             gc: Mutex::new(Gc::default()),
-            workers: Semaphore::new(cfg.concurrency as usize),
+            workers: Pool::new(cfg.concurrency, cfg.queue_discipline),
+            started: AtomicU64::new(0),
             stats: Stats::default(),
             clock: Clock::start(),
             client: http::client(256, std::time::Duration::from_secs(30)),
@@ -341,12 +483,22 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if let Some(cmd) = path.strip_prefix("/admin/") {
         return admin(&st, cmd.to_owned(), req).await;
     }
+    let endpoint = match endpoint_of(&st, path) {
+        Ok(e) => e,
+        Err(msg) => return http::text(StatusCode::NOT_FOUND, msg),
+    };
     // Drain the request body (bounded) so the connection can be reused.
     let _ = http_body_util::Limited::new(req.into_body(), 1 << 20)
         .collect()
         .await;
-    let mut resp = serve_one(&st).await;
+    let mut resp = serve_one(&st, endpoint).await;
     resp.headers_mut().insert(INSTANCE_HEADER, st.name.clone());
+    if let Some(v) = endpoint
+        .and_then(|k| st.cfg.endpoints.get(k))
+        .and_then(|e| hyper::header::HeaderValue::from_str(&e.name).ok())
+    {
+        resp.headers_mut().insert(ENDPOINT_HEADER, v);
+    }
     // A `latency` fault delays the answer on its way back, the worker free.
     let delay = knobs(&st).response_delay.unwrap_or(Nanos::ZERO);
     if delay > Nanos::ZERO {
@@ -375,10 +527,51 @@ async fn wait_gc(st: &State) {
     }
 }
 
-async fn serve_one(st: &State) -> Response<Body> {
+/// The named endpoint a request to `path` runs: `None` for a service
+/// without named endpoints (any path), one drawn by weight for `/`.
+fn endpoint_of(st: &State, path: &str) -> Result<Option<usize>, String> {
+    let eps = &st.cfg.endpoints;
+    if eps.is_empty() {
+        return Ok(None);
+    }
+    let name = path.trim_start_matches('/');
+    if name.is_empty() {
+        let total: f64 = eps.iter().map(|e| e.weight).sum();
+        let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut x = meshsim_core::rng::unit(&mut *rng) * total;
+        let mut pick = eps.len() - 1;
+        for (k, e) in eps.iter().enumerate() {
+            if x < e.weight {
+                pick = k;
+                break;
+            }
+            x -= e.weight;
+        }
+        return Ok(Some(pick));
+    }
+    eps.iter()
+        .position(|e| e.name == name)
+        .map(Some)
+        .ok_or_else(|| {
+            let names: Vec<&str> = eps.iter().map(|e| e.name.as_str()).collect();
+            format!(
+                "no endpoint {name:?} on {}; it has {}\n",
+                st.cfg.service,
+                names.join(", ")
+            )
+        })
+}
+
+async fn serve_one(st: &State, endpoint: Option<usize>) -> Response<Body> {
+    let spec = endpoint.and_then(|k| st.cfg.endpoints.get(k));
+    let script = spec.and_then(|e| e.calls.as_ref()).unwrap_or(&st.cfg.calls);
+    let sampler = endpoint
+        .and_then(|k| st.endpoint_samplers.get(k))
+        .and_then(Option::as_ref)
+        .unwrap_or(&st.sampler);
     // Bounded queue: count waiters; refuse beyond the capacity.
     let queued = st.stats.queued.fetch_add(1, Ordering::Relaxed);
-    if queued >= u64::from(st.cfg.queue_capacity) && st.workers.available_permits() == 0 {
+    if queued >= u64::from(st.cfg.queue_capacity) && st.workers.free() == 0 {
         st.stats.queued.fetch_sub(1, Ordering::Relaxed);
         st.stats.rejected.fetch_add(1, Ordering::Relaxed);
         return http::text(StatusCode::SERVICE_UNAVAILABLE, "queue full\n");
@@ -387,18 +580,28 @@ async fn serve_one(st: &State) -> Response<Body> {
     let _ = paused.wait_for(|p| !*p).await;
     let permit = st.workers.acquire().await;
     st.stats.queued.fetch_sub(1, Ordering::Relaxed);
-    let Ok(_permit) = permit else {
+    let Some(_permit) = permit else {
         return http::text(StatusCode::SERVICE_UNAVAILABLE, "closing\n");
     };
     // No work starts during a stop-the-world pause.
     wait_gc(st).await;
+    // isotope's deterministic errors: every n-th request to start fails at
+    // once, its worker free again (as the simulator's `start_work`).
+    if let Some(n) = st.cfg.error_every {
+        let k = st.started.fetch_add(1, Ordering::Relaxed) + 1;
+        if k % n.max(1) == 0 {
+            st.stats.requests.fetch_add(1, Ordering::Relaxed);
+            st.stats.errors.fetch_add(1, Ordering::Relaxed);
+            return http::text(StatusCode::INTERNAL_SERVER_ERROR, "error\n");
+        }
+    }
     st.stats.in_flight.fetch_add(1, Ordering::Relaxed);
     let started = st.clock.now();
     let mut gc_mark = gc(st).total(started);
     let (work, fail) = {
         let knobs = knobs(st);
         let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let mut d = st.sampler.sample(&mut rng);
+        let mut d = sampler.sample(&mut rng);
         if let Some(f) = knobs.latency_factor {
             d = d.mul_f64(f);
         }
@@ -430,21 +633,45 @@ async fn serve_one(st: &State) -> Response<Body> {
         gc_mark = total;
     }
     let mut downstream_failed = false;
-    if let Some(sidecar) = st.cfg.sidecar {
-        for step in &st.cfg.calls {
-            let calls: Vec<_> = {
-                let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
-                step.calls()
-                    .into_iter()
-                    .filter(|c| meshsim_core::rng::chance(&mut *rng, c.probability))
-                    .collect()
-            };
-            let futs = calls
-                .iter()
-                .map(|c| call(st, sidecar, &c.service, c.endpoint.as_deref()));
-            let results = join_all(futs).await;
-            if results.iter().any(|ok| !ok) {
-                downstream_failed = true;
+    for step in script {
+        // A sleep step holds the request and its worker, then moves on.
+        if let Some(d) = step.sleep {
+            if d > Nanos::ZERO {
+                st.clock.sleep_precise(d).await;
+            }
+            continue;
+        }
+        let Some(sidecar) = st.cfg.sidecar else {
+            break;
+        };
+        // Which calls are made, and the endpoint of each that names none
+        // (drawn from the callee's mix, as the simulator's caller draws it).
+        let mut calls: Vec<(String, Option<String>)> = Vec::new();
+        {
+            let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
+            for c in step.calls() {
+                if !meshsim_core::rng::chance(&mut *rng, c.probability) {
+                    continue;
+                }
+                let ep = match c.endpoint {
+                    Some(e) => Some(e),
+                    None => st
+                        .cfg
+                        .mixes
+                        .get(&c.service)
+                        .and_then(|m| pick_weighted(m, &mut *rng))
+                        .map(str::to_owned),
+                };
+                calls.push((c.service, ep));
+            }
+        }
+        let futs = calls
+            .iter()
+            .map(|(svc, ep)| call(st, sidecar, svc, ep.as_deref()));
+        let results = join_all(futs).await;
+        if results.iter().any(|ok| !ok) {
+            downstream_failed = true;
+            if st.cfg.abort_on_error {
                 break;
             }
         }
@@ -467,6 +694,101 @@ async fn serve_one(st: &State) -> Response<Body> {
     let mut r = Response::new(http_body_util::Full::new(st.body.clone()));
     *r.status_mut() = StatusCode::OK;
     r
+}
+
+/// The worker pool: `concurrency` workers, and the requests waiting for
+/// one, handed a worker oldest first (FIFO) or newest first (LIFO).
+#[derive(Debug)]
+struct Pool {
+    lifo: bool,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Debug)]
+struct PoolState {
+    free: u32,
+    waiting: std::collections::VecDeque<oneshot::Sender<Worker>>,
+}
+
+/// A worker held by a request; dropping it hands it to the next waiting
+/// request in the pool's order, or frees it.
+#[derive(Debug)]
+struct Worker {
+    pool: Option<Arc<Pool>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(p) = self.pool.take() {
+            Pool::release(&p);
+        }
+    }
+}
+
+impl Pool {
+    fn new(workers: u32, discipline: QueueDiscipline) -> Arc<Pool> {
+        Arc::new(Pool {
+            lifo: discipline == QueueDiscipline::Lifo,
+            state: Mutex::new(PoolState {
+                free: workers,
+                waiting: std::collections::VecDeque::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Workers free now.
+    fn free(&self) -> u32 {
+        self.lock().free
+    }
+
+    /// Waits for a worker (`None` only if the pool went away).
+    async fn acquire(self: &Arc<Pool>) -> Option<Worker> {
+        let rx = {
+            let mut st = self.lock();
+            if st.free > 0 {
+                st.free -= 1;
+                return Some(Worker {
+                    pool: Some(self.clone()),
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiting.push_back(tx);
+            rx
+        };
+        // A request abandoned after it was handed a worker drops the worker
+        // with its receiver, which releases it again.
+        rx.await.ok()
+    }
+
+    /// A worker came free: the next waiting request in order gets it.
+    fn release(self: &Arc<Pool>) {
+        let mut st = self.lock();
+        loop {
+            let next = if self.lifo {
+                st.waiting.pop_back()
+            } else {
+                st.waiting.pop_front()
+            };
+            let Some(tx) = next else {
+                st.free += 1;
+                return;
+            };
+            match tx.send(Worker {
+                pool: Some(self.clone()),
+            }) {
+                Ok(()) => return,
+                // That request is gone: take the worker back (without its
+                // drop, which would release it again) and try the next.
+                Err(mut w) => {
+                    w.pool = None;
+                }
+            }
+        }
+    }
 }
 
 /// Runs the futures concurrently on this task and collects their outputs.

@@ -67,14 +67,18 @@ pub enum ArrivalKind {
     Closed,
 }
 
-/// A period at a given rate.
+/// A period at a given rate, or ramping linearly from it to `ramp_to`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
     /// How long.
     pub duration: Nanos,
-    /// Requests per second.
+    /// Requests per second (at the phase's start, with `ramp_to`).
     pub rate: f64,
+    /// Requests per second at the phase's end: the rate ramps linearly from
+    /// `rate` to this (the scenario's `workload.phases[].ramp_to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_to: Option<f64>,
 }
 
 /// The load generator's configuration.
@@ -94,8 +98,34 @@ pub struct LoadConfig {
     pub arrival: ArrivalKind,
     /// Requests per second (open loop).
     pub rate: f64,
-    /// Rate changes over time (open loop); the last rate holds to the end.
+    /// Rate changes over time (open loop); the last rate (a ramp's
+    /// `ramp_to`) holds to the end.
     pub phases: Vec<Phase>,
+    /// A sinusoidal swing of the rate (open loop), as the scenario's
+    /// `workload.diurnal`: the rate at `t` since the start (warm-up
+    /// included) is multiplied by `1 + amplitude × sin(2π (t + phase) /
+    /// period)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diurnal: Option<meshsim_scenario::Diurnal>,
+    /// Arrival times read from a CSV file instead of drawn at a rate (open
+    /// loop), as the scenario's `workload.arrival_trace`: each row's time
+    /// (from the earliest row, since the start, warm-up included) is one
+    /// request's intended send time; with an endpoint column, the request
+    /// goes to the URL path `/ENDPOINT`. Its `times` must have been read
+    /// ([`meshsim_scenario::ArrivalTrace::resolve`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_trace: Option<meshsim_scenario::ArrivalTrace>,
+    /// The target's request mix (named endpoints and weights): each
+    /// request goes to the URL path `/NAME` of one drawn by weight (from a
+    /// stream of its own, so the arrival times do not change), unless a
+    /// trace names one of them. Empty: the URL's path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::backend::Weighted>,
+    /// Stop generating after this many requests (warm-up included), as the
+    /// simulator's `run.requests`; the run still ends at `duration` at the
+    /// latest. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
     /// Measured period.
     pub duration: Nanos,
     /// Unrecorded period before it.
@@ -124,6 +154,10 @@ impl Default for LoadConfig {
             arrival: ArrivalKind::Poisson,
             rate: 100.0,
             phases: Vec::new(),
+            diurnal: None,
+            arrival_trace: None,
+            endpoints: Vec::new(),
+            requests: None,
             duration: Nanos::from_secs(10),
             warmup: Nanos::ZERO,
             connections: 64,
@@ -162,7 +196,34 @@ impl LoadConfig {
             }
             uris.push(uri);
         }
-        if self.arrival != ArrivalKind::Closed {
+        if self.arrival == ArrivalKind::Closed {
+            if self.diurnal.is_some() || self.arrival_trace.is_some() || !self.phases.is_empty() {
+                return bad(
+                    "phases, diurnal and arrival_trace belong to an open loop (arrival poisson or constant)"
+                        .into(),
+                );
+            }
+        } else if let Some(t) = &self.arrival_trace {
+            if t.times.is_empty() {
+                return bad(format!(
+                    "arrival_trace {}: no arrival times (the file has no rows, or was not read)",
+                    t.file.display()
+                ));
+            }
+            if !t.endpoints.is_empty() && t.endpoints.len() != t.times.len() {
+                return bad(format!(
+                    "arrival_trace {}: {} endpoints for {} times",
+                    t.file.display(),
+                    t.endpoints.len(),
+                    t.times.len()
+                ));
+            }
+            if self.diurnal.is_some() || !self.phases.is_empty() {
+                return bad(
+                    "arrival_trace replaces the rate: phases and diurnal cannot go with it".into(),
+                );
+            }
+        } else {
             if !(self.rate > 0.0 && self.rate.is_finite()) && self.phases.is_empty() {
                 return bad(format!(
                     "rate {} must be a positive number of requests per second",
@@ -173,10 +234,37 @@ impl LoadConfig {
                 if !(p.rate >= 0.0 && p.rate.is_finite()) {
                     return bad(format!("phases[{i}].rate {} must be >= 0", p.rate));
                 }
+                if let Some(r) = p.ramp_to {
+                    if !(r >= 0.0 && r.is_finite()) {
+                        return bad(format!("phases[{i}].ramp_to {r} must be >= 0"));
+                    }
+                }
             }
+            if let Some(d) = &self.diurnal {
+                if !(0.0..1.0).contains(&d.amplitude) {
+                    return bad(format!(
+                        "diurnal.amplitude {} must be in [0, 1)",
+                        d.amplitude
+                    ));
+                }
+                if d.period == Nanos::ZERO {
+                    return bad("diurnal.period must be positive, e.g. \"24h\"".into());
+                }
+            }
+        }
+        for (k, w) in self.endpoints.iter().enumerate() {
+            if !(w.weight >= 0.0 && w.weight.is_finite()) {
+                return bad(format!("endpoints[{k}].weight {} must be >= 0", w.weight));
+            }
+        }
+        if !self.endpoints.is_empty() && self.endpoints.iter().all(|w| w.weight <= 0.0) {
+            return bad("endpoints: at least one needs a positive weight".into());
         }
         if self.duration == Nanos::ZERO {
             return bad("duration must be positive, e.g. \"10s\"".into());
+        }
+        if self.requests == Some(0) {
+            return bad("requests must be at least 1 (or absent: no limit)".into());
         }
         if self.connections == 0 {
             return bad("connections must be at least 1".into());
@@ -201,17 +289,142 @@ impl LoadConfig {
         Ok(uris)
     }
 
-    /// The rate at `t` since the start.
-    fn rate_at(&self, t: Nanos) -> (f64, Option<Nanos>) {
+    /// The open-loop rate (requests per second) at `t` since the start,
+    /// warm-up included: the phase's rate (interpolated along a ramp), the
+    /// last phase's final rate after the phases (the base `rate` without
+    /// any), times the diurnal swing. The simulator's arrival rate
+    /// function, term for term.
+    pub fn rate_at(&self, t: Nanos) -> f64 {
         let mut start = Nanos::ZERO;
+        let mut r = None;
         for p in &self.phases {
             let end = start + p.duration;
             if t < end {
-                return (p.rate, Some(end));
+                let f = (t - start).as_nanos() as f64 / p.duration.as_nanos().max(1) as f64;
+                r = Some(p.rate + (p.ramp_to.unwrap_or(p.rate) - p.rate) * f);
+                break;
             }
             start = end;
         }
-        (self.phases.last().map_or(self.rate, |p| p.rate), None)
+        let r = r.unwrap_or_else(|| {
+            self.phases
+                .last()
+                .map_or(self.rate, |p| p.ramp_to.unwrap_or(p.rate))
+        });
+        match &self.diurnal {
+            Some(d) => {
+                let x = std::f64::consts::TAU
+                    * ((t.as_nanos() as f64 + d.phase.as_nanos() as f64)
+                        / d.period.as_nanos().max(1) as f64);
+                r * (1.0 + d.amplitude * x.sin())
+            }
+            None => r,
+        }
+    }
+
+    /// The highest rate [`LoadConfig::rate_at`] reaches (an upper bound:
+    /// the largest phase rate times the diurnal's top).
+    pub fn peak_rate(&self) -> f64 {
+        let top = self
+            .phases
+            .iter()
+            .flat_map(|p| [p.rate, p.ramp_to.unwrap_or(p.rate)])
+            .fold(
+                if self.phases.is_empty() {
+                    self.rate
+                } else {
+                    0.0
+                },
+                f64::max,
+            );
+        top * (1.0 + self.diurnal.as_ref().map_or(0.0, |d| d.amplitude))
+    }
+
+    /// The intended send times of an open loop, in order, from the seed.
+    pub fn schedule(&self) -> Schedule<'_> {
+        Schedule {
+            cfg: self,
+            rng: Xoshiro256PlusPlus::seed_from_u64(self.seed),
+            t: Time::ZERO,
+            next_row: 0,
+            peak: self.peak_rate(),
+            end: Time::ZERO + self.warmup + self.duration,
+        }
+    }
+}
+
+/// The open loop's intended send times (warm-up included), as the
+/// simulator draws its arrivals: a constant rate gives exponential gaps
+/// (Poisson) or equal ones (constant); a rate that changes over time
+/// (phases, ramps, a diurnal swing) gives a non-homogeneous Poisson
+/// process sampled by thinning (Lewis & Shedler, 1979: candidates at the
+/// peak rate, each kept with probability `rate(t) / peak`), or for
+/// constant arrivals gaps of `1 / rate(t)`; a trace gives its rows' times.
+#[derive(Debug)]
+pub struct Schedule<'a> {
+    cfg: &'a LoadConfig,
+    rng: Xoshiro256PlusPlus,
+    t: Time,
+    next_row: usize,
+    peak: f64,
+    end: Time,
+}
+
+impl<'a> Iterator for Schedule<'a> {
+    /// The intended time since the start, and (from a trace with an
+    /// endpoint column) the endpoint to call.
+    type Item = (Time, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let cfg = self.cfg;
+        if let Some(tr) = &cfg.arrival_trace {
+            let k = self.next_row;
+            let at = Time::ZERO + *tr.times.get(k)?;
+            if at >= self.end {
+                return None;
+            }
+            self.next_row += 1;
+            return Some((at, tr.endpoints.get(k).map(String::as_str)));
+        }
+        if !(self.peak > 0.0 && self.peak.is_finite()) {
+            return None;
+        }
+        let varying = !cfg.phases.is_empty() || cfg.diurnal.is_some();
+        // Each pass moves time forward by at least 1 ns, so the loop ends
+        // by `end`.
+        let mut t = self.t;
+        loop {
+            if cfg.arrival == ArrivalKind::Constant {
+                // Evenly spaced at the current rate; through a zero-rate
+                // stretch, probe forward at the peak spacing.
+                let r = cfg.rate_at(t - Time::ZERO);
+                let gap = if r > 0.0 { 1e9 / r } else { 1e9 / self.peak };
+                t += Nanos(gap.round().max(1.0) as u64);
+                if t >= self.end {
+                    self.t = t;
+                    return None;
+                }
+                if r > 0.0 {
+                    self.t = t;
+                    return Some((t, None));
+                }
+                continue;
+            }
+            let u = meshsim_core::rng::unit(&mut self.rng);
+            let gap = -(1.0 - u).ln() * 1e9 / self.peak;
+            t += Nanos(gap.round().max(1.0) as u64);
+            if t >= self.end {
+                self.t = t;
+                return None;
+            }
+            // A constant rate needs no thinning (and no extra draw).
+            if !varying
+                || meshsim_core::rng::unit(&mut self.rng) * self.peak <= cfg.rate_at(t - Time::ZERO)
+            {
+                self.t = t;
+                return Some((t, None));
+            }
+        }
     }
 }
 
@@ -318,11 +531,19 @@ struct Target {
 }
 
 impl Target {
-    /// Sends one request to target `which` (modulo the number of targets).
-    async fn one(&self, intended: Time, which: u64) {
+    /// Sends one request to target `which` (modulo the number of targets),
+    /// to `path` instead of the URL's path if given.
+    async fn one(&self, intended: Time, which: u64, path: Option<&str>) {
         let permit = self.conns.acquire().await;
         let sent = self.clock.now();
-        let uri = self.uris[(which % self.uris.len().max(1) as u64) as usize].clone();
+        let mut uri = self.uris[(which % self.uris.len().max(1) as u64) as usize].clone();
+        if let Some(p) = path {
+            let mut parts = uri.into_parts();
+            parts.path_and_query = p.parse().ok();
+            uri = Uri::from_parts(parts).unwrap_or_else(|_| {
+                self.uris[(which % self.uris.len().max(1) as u64) as usize].clone()
+            });
+        }
         let mut b = Request::builder().method(Method::GET).uri(uri);
         if let Some(h) = &self.host {
             b = b.header(hyper::header::HOST, h.clone());
@@ -416,12 +637,20 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
             None => None,
         };
         let mut workers = Vec::new();
+        let limit = cfg.requests;
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for user in 0..cfg.connections {
+            let sent = sent.clone();
             let t = target.clone();
             let think = think.clone();
             // One stream of think times per user, from the seed.
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
                 cfg.seed ^ meshsim_results::splitmix64(u64::from(user) + 1),
+            ));
+            // And one of endpoints from the request mix.
+            let mix = cfg.endpoints.clone();
+            let mut mix_rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
+                cfg.seed ^ 0x6d69_785f_656e_6470 ^ meshsim_results::splitmix64(u64::from(user) + 1),
             ));
             workers.push(tokio::spawn(async move {
                 loop {
@@ -436,6 +665,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                     if now >= end {
                         return;
                     }
+                    // The run's request limit counts every user's requests.
+                    if let Some(n) = limit {
+                        if sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= n {
+                            return;
+                        }
+                    }
                     t.rec
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -446,7 +681,9 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
                         .unwrap_or_else(|e| e.into_inner())
                         .counts
                         .in_flight += 1;
-                    t.one(now, u64::from(user)).await;
+                    let path =
+                        crate::backend::pick_weighted(&mix, &mut mix_rng).map(|e| format!("/{e}"));
+                    t.one(now, u64::from(user), path.as_deref()).await;
                 }
             }));
         }
@@ -500,41 +737,28 @@ fn schedule(
     handle: &tokio::runtime::Handle,
     end: Time,
 ) {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
-    let mut t = Time::ZERO;
+    let mut last = Time::ZERO;
+    // The request mix draws from its own stream.
+    let mut mix_rng = Xoshiro256PlusPlus::seed_from_u64(meshsim_results::splitmix64(
+        cfg.seed ^ 0x6d69_785f_656e_6470,
+    ));
+    let limit = cfg
+        .requests
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
     // Arrivals take the targets in turn.
-    let mut arrival: u64 = 0;
-    loop {
-        // Next arrival: piecewise-constant rate, restarted at phase ends
-        // (memoryless for Poisson, so restarting is exact).
-        let (rate, phase_end) = cfg.rate_at(t - Time::ZERO);
-        if rate <= 0.0 {
-            match phase_end {
-                Some(e) => {
-                    t = Time::ZERO + e;
-                    continue;
-                }
-                None => return,
-            }
-        }
-        let gap = match cfg.arrival {
-            ArrivalKind::Poisson => {
-                let u = meshsim_core::rng::unit(&mut rng);
-                Nanos::from_secs_f64(-(1.0 - u).ln() / rate)
-            }
-            _ => Nanos::from_secs_f64(1.0 / rate),
+    for (which, (t, named)) in (0u64..).zip(cfg.schedule().take(limit)) {
+        let endpoint = if cfg.endpoints.is_empty() {
+            named
+        } else {
+            named
+                .filter(|n| cfg.endpoints.iter().any(|w| w.name == *n))
+                .or_else(|| crate::backend::pick_weighted(&cfg.endpoints, &mut mix_rng))
         };
-        let next = t + gap;
-        if let Some(e) = phase_end {
-            if next > Time::ZERO + e {
-                t = Time::ZERO + e;
-                continue;
-            }
-        }
-        t = next;
         if t >= end {
             return;
         }
+        let gap = t - last;
+        last = t;
         // Spin the last 80 µs of a wait only while requests are at least
         // 500 µs apart (at most ~16 % of a core): at higher rates a spinning
         // scheduler takes a core from the system under test on a small
@@ -545,8 +769,6 @@ fn schedule(
             Nanos::ZERO
         };
         target.clock.wait_precise(t, spin);
-        let which = arrival;
-        arrival += 1;
         {
             let mut r = target.rec.lock().unwrap_or_else(|e| e.into_inner());
             r.counts.generated += 1;
@@ -555,8 +777,9 @@ fn schedule(
         match pending.clone().try_acquire_owned() {
             Ok(permit) => {
                 let tg = target.clone();
+                let path = endpoint.map(|e| format!("/{e}"));
                 handle.spawn(async move {
-                    tg.one(t, which).await;
+                    tg.one(t, which, path.as_deref()).await;
                     drop(permit);
                 });
             }
@@ -658,5 +881,204 @@ fn report(cfg: &LoadConfig, rec: Recorder, wall: f64) -> LoadReport {
         meta,
         config_toml,
         errors: rec.errors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Arrivals per whole second of the schedule.
+    fn per_second(cfg: &LoadConfig) -> Vec<f64> {
+        let secs = (cfg.warmup + cfg.duration).as_secs_f64().ceil() as usize;
+        let mut n = vec![0.0; secs];
+        for (t, _) in cfg.schedule() {
+            n[(t.0 / 1_000_000_000) as usize] += 1.0;
+        }
+        n
+    }
+
+    /// Poisson counts: a count with mean `m` lies within 5 standard
+    /// deviations (`5 √m`) of it but for a chance below 1e-6, so a bound
+    /// this wide does not fail by noise; it still tells a ramp (or swing)
+    /// from a flat rate, whose counts differ by many times that.
+    fn within_poisson(got: f64, mean: f64) -> bool {
+        (got - mean).abs() <= 5.0 * mean.sqrt()
+    }
+
+    #[test]
+    fn a_ramp_raises_the_poisson_rate_linearly() {
+        for seed in [1, 2, 3] {
+            let cfg = LoadConfig {
+                rate: 50.0,
+                phases: vec![Phase {
+                    duration: Nanos::from_secs(4),
+                    rate: 100.0,
+                    ramp_to: Some(900.0),
+                }],
+                duration: Nanos::from_secs(4),
+                seed,
+                ..LoadConfig::default()
+            };
+            // rate(t) = 100 + 200 t: second k holds 100 + 200 (k + ½).
+            let n = per_second(&cfg);
+            let want = [200.0, 400.0, 600.0, 800.0];
+            for k in 0..4 {
+                assert!(within_poisson(n[k], want[k]), "seed {seed}: {n:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn after_its_phases_the_last_rate_holds() {
+        let cfg = LoadConfig {
+            rate: 50.0,
+            arrival: ArrivalKind::Constant,
+            phases: vec![Phase {
+                duration: Nanos::from_secs(1),
+                rate: 100.0,
+                ramp_to: Some(300.0),
+            }],
+            duration: Nanos::from_secs(3),
+            ..LoadConfig::default()
+        };
+        assert_eq!(cfg.rate_at(Nanos::from_millis(500)), 200.0);
+        assert_eq!(cfg.rate_at(Nanos::from_secs(2)), 300.0);
+        // Constant arrivals at 1/rate(t): ∫ rate over each second, up to
+        // one arrival at either edge.
+        let n = per_second(&cfg);
+        for (k, want) in [200.0, 300.0, 300.0].iter().enumerate() {
+            assert!((n[k] - want).abs() <= 2.0, "{n:?}");
+        }
+    }
+
+    #[test]
+    fn a_diurnal_swing_follows_the_sine() {
+        // rate(t) = 500 (1 + 0.8 sin(2π t / 4 s)): the first two seconds
+        // hold 500 + 400·(2/π) ≈ 754.6 each, the last two ≈ 245.4.
+        let cfg = LoadConfig {
+            rate: 500.0,
+            diurnal: Some(meshsim_scenario::Diurnal {
+                period: Nanos::from_secs(4),
+                amplitude: 0.8,
+                phase: Nanos::ZERO,
+            }),
+            duration: Nanos::from_secs(4),
+            seed: 9,
+            ..LoadConfig::default()
+        };
+        let hi = 500.0 + 400.0 * 2.0 / std::f64::consts::PI;
+        let lo = 500.0 - 400.0 * 2.0 / std::f64::consts::PI;
+        let n = per_second(&cfg);
+        for (k, want) in [hi, hi, lo, lo].iter().enumerate() {
+            assert!(within_poisson(n[k], *want), "{n:?}");
+        }
+        // A quarter period's shift moves the peak to t = 0.
+        let shifted = LoadConfig {
+            diurnal: Some(meshsim_scenario::Diurnal {
+                period: Nanos::from_secs(4),
+                amplitude: 0.8,
+                phase: Nanos::from_secs(1),
+            }),
+            ..cfg.clone()
+        };
+        assert!((shifted.rate_at(Nanos::ZERO) - 900.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_trace_is_replayed_row_by_row_until_the_end() {
+        let mut tr = meshsim_scenario::ArrivalTrace {
+            file: "t.csv".into(),
+            column: None,
+            time_scale: 1.0,
+            endpoint_column: Some("ep".into()),
+            times: Vec::new(),
+            endpoints: Vec::new(),
+        };
+        let rows = meshsim_scenario::parse_arrival_trace(
+            "time_ms,ep\n10,a\n5,b\n2500,a\n999999,b\n",
+            "t.csv",
+            None,
+            Some("ep"),
+        )
+        .expect("parses");
+        tr.times = rows.iter().map(|r| Nanos(r.0)).collect();
+        tr.endpoints = rows.into_iter().map(|r| r.1).collect();
+        let cfg = LoadConfig {
+            url: "http://127.0.0.1:1/".into(),
+            arrival_trace: Some(tr),
+            duration: Nanos::from_secs(3),
+            ..LoadConfig::default()
+        };
+        cfg.validate().expect("valid");
+        let got: Vec<(u64, Option<&str>)> = cfg.schedule().map(|(t, e)| (t.0, e)).collect();
+        // Times from the earliest row (5 ms) ; the last row is past the end.
+        assert_eq!(
+            got,
+            vec![
+                (0, Some("b")),
+                (5_000_000, Some("a")),
+                (2_495_000_000, Some("a"))
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_shapes_are_named() {
+        let base = LoadConfig {
+            url: "http://127.0.0.1:1/".into(),
+            ..LoadConfig::default()
+        };
+        let err = |c: LoadConfig| c.validate().expect_err("invalid").to_string();
+        let e = err(LoadConfig {
+            diurnal: Some(meshsim_scenario::Diurnal {
+                period: Nanos::from_secs(1),
+                amplitude: 1.5,
+                phase: Nanos::ZERO,
+            }),
+            ..base.clone()
+        });
+        assert!(e.contains("diurnal.amplitude"), "{e}");
+        let e = err(LoadConfig {
+            phases: vec![Phase {
+                duration: Nanos::from_secs(1),
+                rate: 1.0,
+                ramp_to: Some(f64::NAN),
+            }],
+            ..base.clone()
+        });
+        assert!(e.contains("phases[0].ramp_to"), "{e}");
+        let e = err(LoadConfig {
+            arrival_trace: Some(meshsim_scenario::ArrivalTrace {
+                file: "empty.csv".into(),
+                column: None,
+                time_scale: 1.0,
+                endpoint_column: None,
+                times: Vec::new(),
+                endpoints: Vec::new(),
+            }),
+            ..base
+        });
+        assert!(e.contains("no arrival times"), "{e}");
+    }
+
+    #[test]
+    fn a_request_limit_stops_the_schedule() {
+        let cfg = LoadConfig {
+            rate: 1000.0,
+            duration: Nanos::from_secs(2),
+            requests: Some(250),
+            ..LoadConfig::default()
+        };
+        let limit = cfg.requests.map_or(usize::MAX, |n| n as usize);
+        // About 2000 arrivals in 2 s; the limit keeps the first 250, which
+        // end about a quarter second in.
+        let times: Vec<Time> = cfg.schedule().take(limit).map(|a| a.0).collect();
+        assert_eq!(times.len(), 250);
+        assert!(
+            times[249] < Time::ZERO + Nanos::from_millis(500),
+            "{:?}",
+            times[249]
+        );
     }
 }

@@ -132,11 +132,10 @@ fn workload_features_without_a_live_counterpart_are_refused() {
     let mut sc = scenario("");
     sc.run.replications = 3;
     sc.mesh.defaults.lb.zone_aware.enabled = true;
-    sc.workload.diurnal =
-        Some(toml::from_str("period = \"10s\"\namplitude = 0.5").expect("diurnal"));
+    sc.network.loss = 0.01;
     let msg = refusals(&sc, ProxyKind::Meshsim);
     assert!(msg.contains("lb.zone_aware"), "{msg}");
-    assert!(msg.contains("workload.diurnal"), "{msg}");
+    assert!(msg.contains("network.loss"), "{msg}");
     assert!(msg.contains("run.replications"), "{msg}");
 }
 

@@ -15,9 +15,7 @@
 //! real cost instead and says so in its notes.
 
 use meshsim_core::Nanos;
-use meshsim_scenario::{
-    Arrivals, FaultKind, Policy, QueueDiscipline, Scenario, WorkloadKind, CLIENT,
-};
+use meshsim_scenario::{Arrivals, FaultKind, Policy, Scenario, WorkloadKind, CLIENT};
 
 use crate::backend::{BackendConfig, Work};
 use crate::load::{ArrivalKind, LoadConfig, Phase};
@@ -266,6 +264,32 @@ fn resolve_fault(
     }
 }
 
+/// A service's request mix, if it has named endpoints.
+fn mix(s: &meshsim_scenario::Service) -> Option<Vec<crate::backend::Weighted>> {
+    (!s.endpoints.is_empty()).then(|| {
+        s.endpoints
+            .iter()
+            .map(|e| crate::backend::Weighted {
+                name: e.name.clone(),
+                weight: e.weight,
+            })
+            .collect()
+    })
+}
+
+/// The most arrivals in any one-second span of a trace (its peak rate).
+fn busiest_second(times: &[Nanos]) -> f64 {
+    let mut most = 0;
+    let mut first = 0;
+    for (k, t) in times.iter().enumerate() {
+        while first < k && t.as_nanos() - times[first].as_nanos() >= 1_000_000_000 {
+            first += 1;
+        }
+        most = most.max(k + 1 - first);
+    }
+    most as f64
+}
+
 /// Builds the plan, or lists every feature of `sc` live mode does not support.
 pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let mut no: Vec<String> = Vec::new();
@@ -280,12 +304,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     };
 
     // --- run and workload ---
-    if sc.run.requests.is_some() {
-        refuse(
-            &mut no,
-            "run.requests (a request count limit); use run.duration",
-        );
-    }
     if sc.run.replications > 1 {
         refuse(&mut no, "run.replications > 1; run it once per seed");
     }
@@ -293,15 +311,6 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         refuse(&mut no, "run.duration not longer than run.warmup");
     }
     let w = &sc.workload;
-    if w.diurnal.is_some() {
-        refuse(&mut no, "workload.diurnal");
-    }
-    if w.arrival_trace.is_some() {
-        refuse(&mut no, "workload.arrival_trace");
-    }
-    if w.phases.iter().any(|p| p.ramp_to.is_some()) {
-        refuse(&mut no, "workload.phases with ramp_to");
-    }
     // --- network ---
     let n = &sc.network;
     if n.cross_zone.is_some() || !n.pairs.is_empty() {
@@ -324,33 +333,15 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     // --- services ---
     for s in &sc.services {
         let at = |f: &str| format!("services.{}.{f}", s.name);
-        if s.queue_discipline == QueueDiscipline::Lifo {
-            refuse(&mut no, &at("queue_discipline = \"lifo\""));
-        }
-        if s.error_every.is_some() {
-            refuse(&mut no, &at("error_every"));
-        }
-        if !s.endpoints.is_empty() {
-            refuse(&mut no, &at("endpoints (named endpoints)"));
-        }
-        for (i, step) in s.calls.iter().enumerate() {
-            if step.sleep.is_some() {
-                refuse(&mut no, &at(&format!("calls[{i}].sleep")));
+        for (key, steps) in s.scripts() {
+            for (i, step) in steps.iter().enumerate() {
+                if step.calls().iter().any(|c| c.service == s.name) {
+                    refuse(
+                        &mut no,
+                        &at(&format!("{key}[{i}] (a service calling itself)")),
+                    );
+                }
             }
-            if step.endpoint.is_some() || step.parallel.iter().any(|c| c.endpoint.is_some()) {
-                refuse(&mut no, &at(&format!("calls[{i}].endpoint")));
-            }
-            if step.calls().iter().any(|c| c.service == s.name) {
-                refuse(
-                    &mut no,
-                    &at(&format!("calls[{i}] (a service calling itself)")),
-                );
-            }
-        }
-        if s.calls.len() > 1 && !s.abort_on_error {
-            refuse(&mut no, &at(
-                "calls: running the remaining steps after a failed call (set abort_on_error = true)",
-            ));
         }
     }
     // --- mesh ---
@@ -590,9 +581,17 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                     work: Work::Sleep,
                     concurrency: s.concurrency,
                     queue_capacity: s.queue_capacity.unwrap_or(u32::MAX),
+                    queue_discipline: s.queue_discipline,
                     error_rate: s.error_rate,
+                    error_every: s.error_every,
                     response_bytes: s.response_bytes,
                     calls: s.calls.clone(),
+                    abort_on_error: s.abort_on_error,
+                    endpoints: s.endpoints.clone(),
+                    mixes: callees
+                        .iter()
+                        .filter_map(|c| Some((c.clone(), mix(sc.service(c)?.1)?)))
+                        .collect(),
                     seed: derive_seed(seed, 1, (si as u64) << 16 | u64::from(i)),
                     ..BackendConfig::default()
                 },
@@ -647,6 +646,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 .map(|p| Phase {
                     duration: p.duration,
                     rate: p.rate,
+                    ramp_to: p.ramp_to,
                 })
                 .collect();
             if !phases.is_empty() {
@@ -654,22 +654,33 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 phases.push(Phase {
                     duration: sc.run.duration,
                     rate: base,
+                    ramp_to: None,
                 });
             }
-            // Connections bound the requests in flight: enough for the
-            // rate times a generous latency, within the FD budget.
-            let peak = phases.iter().map(|p| p.rate).fold(base, f64::max);
-            let connections = ((peak * 0.1).ceil() as u32).clamp(64, 512);
-            LoadConfig {
+            let mut load = LoadConfig {
                 arrival: match w.arrivals {
                     Arrivals::Poisson => ArrivalKind::Poisson,
                     Arrivals::Constant => ArrivalKind::Constant,
                 },
                 rate: base,
                 phases,
-                connections,
+                diurnal: w.diurnal.clone(),
+                arrival_trace: w.arrival_trace.clone(),
                 ..LoadConfig::default()
+            };
+            if load.arrival_trace.is_some() {
+                // The trace replaces the rate (as in the simulator).
+                load.phases.clear();
+                load.diurnal = None;
             }
+            // Connections bound the requests in flight: enough for the
+            // rate times a generous latency, within the FD budget.
+            let peak = match &w.arrival_trace {
+                Some(t) => busiest_second(&t.times),
+                None => load.peak_rate(),
+            };
+            load.connections = ((peak * 0.1).ceil() as u32).clamp(64, 512);
+            load
         }
         WorkloadKind::Closed => LoadConfig {
             arrival: ArrivalKind::Closed,
@@ -681,6 +692,11 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let load = LoadConfig {
         url: String::new(),
         host: Some(w.entry.clone()),
+        requests: sc.run.requests,
+        endpoints: sc
+            .service(&w.entry)
+            .and_then(|(_, e)| mix(e))
+            .unwrap_or_default(),
         duration: measured,
         warmup: sc.run.warmup,
         timeout: Nanos::from_secs(30),
