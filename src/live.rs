@@ -92,9 +92,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let report = run_live(&sc, args.proxy)?;
-    print_report(&report);
-    report.write(&dir)?;
-    println!("tables in {}", dir.display());
+    let reps = sc.run.replications;
+    if reps <= 1 {
+        let report = run_live(&sc, args.proxy)?;
+        print_report(&report);
+        report.write(&dir)?;
+        println!("tables in {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Replications, as `meshsim run` makes them: one run each with the
+    // seed derived from the scenario's (rep-000, rep-001, …), under one
+    // directory that appears only when every replication is written.
+    crate::staging::staged_dir(&dir, |tmp| {
+        for k in 0..reps {
+            let mut one = sc.clone();
+            one.run.seed = meshsim_engine::replication_seed(sc.run.seed, k);
+            one.run.replications = 1;
+            println!("replication {k} (seed {})", one.run.seed);
+            let report = run_live(&one, args.proxy)?;
+            print_report(&report);
+            report.write(&tmp.join(format!("rep-{k:03}")))?;
+        }
+        Ok(())
+    })?;
+    println!("{reps} replications in {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }

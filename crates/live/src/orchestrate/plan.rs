@@ -305,7 +305,12 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
 
     // --- run and workload ---
     if sc.run.replications > 1 {
-        refuse(&mut no, "run.replications > 1; run it once per seed");
+        // `meshsim live` runs each replication on its own (seeds derived as
+        // `meshsim run` derives them); one plan is one run.
+        refuse(
+            &mut no,
+            "run.replications > 1 in one run; `meshsim live` runs them one by one",
+        );
     }
     if sc.run.duration <= sc.run.warmup {
         refuse(&mut no, "run.duration not longer than run.warmup");
