@@ -81,6 +81,7 @@ pub async fn calibrate(opts: &LiveOptions, duration: Nanos) -> Result<Calibratio
         dir: &dir,
         clock: Clock::start(),
         client: crate::http::client(4, std::time::Duration::from_secs(5)),
+        zones: Default::default(),
     };
     let work = async {
         let cfg = BackendConfig {
@@ -97,6 +98,7 @@ pub async fn calibrate(opts: &LiveOptions, duration: Nanos) -> Result<Calibratio
             clusters: vec![("calibrate".into(), Default::default())],
             seed: 1,
             zone: String::new(),
+            fleet: Default::default(),
         };
         let (_sidecar, proxy) = ctx
             .start_sidecar(&node, &[("calibrate".into(), vec![addr])])

@@ -192,6 +192,7 @@ pub async fn run(sc: &Scenario, opts: &LiveOptions) -> Result<LiveReport, LiveEr
         dir: &dir,
         clock: Clock::start(),
         client: http::client(16, std::time::Duration::from_secs(5)),
+        zones: Default::default(),
     };
     let procs = Arc::new(Mutex::new(Procs::default()));
     let outcome = tokio::select! {
@@ -275,6 +276,10 @@ async fn run_inner(
                 banked: Counters::default(),
                 at_start: Counters::default(),
             });
+            ctx.zones
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(front, b.zone_index);
             addrs.entry(service.clone()).or_default().push(front);
         }
     }

@@ -76,6 +76,9 @@ pub struct BackendNode {
     /// Its receiving sidecar, when its service's inbound calls need one
     /// (mutual TLS or authorization).
     pub inbound: Option<InboundSpec>,
+    /// Its zone's index (first appearance over the backends), for the
+    /// endpoints of zone-aware callers.
+    pub zone_index: u16,
 }
 
 /// A receiving sidecar in front of one instance: it terminates mutual TLS
@@ -101,6 +104,9 @@ pub struct SidecarNode {
     /// Its zone: its instance's, or (client) the entry's first instance's,
     /// where the simulator places the load generator's sidecar.
     pub zone: String,
+    /// Its zone and its fleet's size per zone (its service's instances, or
+    /// the client sidecars), for zone-aware routing as the simulator sets it.
+    pub fleet: crate::proxy::config::LocalFleetSpec,
 }
 
 /// A fault as live mode applies it.
@@ -373,9 +379,15 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 ));
             }
         }
-        if p.lb.zone_aware.enabled {
-            // The sidecar would need its own zone and its endpoints' zones.
-            refuse(&mut no, &at("lb.zone_aware (zone-aware routing)"));
+        if p.lb.zone_aware.enabled && p.discovery.is_some() {
+            // Discovery's endpoint sets carry no zones yet.
+            refuse(&mut no, &at("lb.zone_aware together with discovery"));
+        }
+        if p.lb.zone_aware.enabled && proxy != ProxyKind::Meshsim {
+            no.push(format!(
+                "--proxy {} cannot express zone-aware routing (calls from {from} to {to})",
+                proxy.name()
+            ));
         }
         if p.tls.is_some_and(|t| t.enabled) && proxy != ProxyKind::Meshsim {
             no.push(format!(
@@ -566,6 +578,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                         .collect(),
                     seed: derive_seed(seed, 2, (si as u64) << 16 | u64::from(i)),
                     zone: s.zone_of(i).to_owned(),
+                    fleet: Default::default(),
                 });
                 Some(sidecars.len() - 1)
             };
@@ -603,6 +616,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                 slowdown,
                 sidecar,
                 inbound: inbound_of.get(name).cloned(),
+                zone_index: 0,
             });
         }
     }
@@ -618,7 +632,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         }
     }
     let n_clients = w.clients.max(1);
-    let clients: Vec<SidecarNode> = (0..n_clients)
+    let mut clients: Vec<SidecarNode> = (0..n_clients)
         .map(|c| SidecarNode {
             name: if n_clients == 1 {
                 CLIENT.to_owned()
@@ -627,6 +641,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             },
             clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
             seed: derive_seed(seed, 3, u64::from(c)),
+            fleet: Default::default(),
             zone: entry_zones
                 .get(c as usize % entry_zones.len().max(1))
                 .cloned()
@@ -709,6 +724,53 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
         seed,
         ..load
     };
+    // --- zones: indices by first appearance, and each sidecar's fleet ---
+    let mut zones: Vec<String> = Vec::new();
+    for z in backends
+        .iter()
+        .map(|b| &b.zone)
+        .chain(clients.iter().map(|c| &c.zone))
+    {
+        if !zones.contains(z) {
+            zones.push(z.clone());
+        }
+    }
+    let index = |z: &str| zones.iter().position(|x| x == z).unwrap_or(0) as u16;
+    let count = |names: &mut dyn Iterator<Item = &String>| {
+        let mut per: Vec<(u16, u32)> = Vec::new();
+        for z in names {
+            let i = index(z);
+            match per.iter_mut().find(|(k, _)| *k == i) {
+                Some((_, n)) => *n += 1,
+                None => per.push((i, 1)),
+            }
+        }
+        per.sort_unstable();
+        per
+    };
+    for b in &mut backends {
+        b.zone_index = index(&b.zone);
+    }
+    let client_fleet = count(&mut clients.iter().map(|c| &c.zone));
+    for c in &mut clients {
+        c.fleet = crate::proxy::config::LocalFleetSpec {
+            zone: index(&c.zone),
+            per_zone: client_fleet.clone(),
+        };
+    }
+    for n in &mut sidecars {
+        let service = n.name.rsplit_once('/').map_or(n.name.as_str(), |(s, _)| s);
+        let per_zone = count(
+            &mut backends
+                .iter()
+                .filter(|b| b.service == service)
+                .map(|b| &b.zone),
+        );
+        n.fleet = crate::proxy::config::LocalFleetSpec {
+            zone: index(&n.zone),
+            per_zone,
+        };
+    }
     Ok(LivePlan {
         backends,
         sidecars,

@@ -90,6 +90,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) dir: &'a WorkDir,
     pub(crate) clock: Clock,
     pub(crate) client: HttpClient,
+    /// The zone index of every address callers reach an instance at.
+    pub(crate) zones: Mutex<BTreeMap<SocketAddr, u16>>,
 }
 
 impl Ctx<'_> {
@@ -238,6 +240,20 @@ impl Ctx<'_> {
                         (Some(d), Some(control)) => {
                             let seed = node.seed ^ meshsim_results::fnv1a(svc.as_bytes());
                             c.discovery = Some(control.view(&node.name, svc, &addrs, d, seed)?);
+                        }
+                        _ if policy.lb.zone_aware.enabled => {
+                            // Zone-aware: endpoints carry their zones, the
+                            // cluster its caller's fleet.
+                            let zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+                            c.endpoints = addrs
+                                .into_iter()
+                                .map(|addr| EndpointSpec::Full {
+                                    addr,
+                                    weight: 1,
+                                    zone: zones.get(&addr).copied().unwrap_or(0),
+                                })
+                                .collect();
+                            c.local_fleet = Some(node.fleet.clone());
                         }
                         _ => c.endpoints = addrs.into_iter().map(EndpointSpec::Addr).collect(),
                     }

@@ -94,6 +94,8 @@ pub struct Inner {
     /// [`EndpointState::base`]): attempts to them get no answer and end at
     /// their deadline as timeouts. Set through the admin API.
     pub blackholed: Vec<String>,
+    /// The calling fleet for zone-aware routing, if configured.
+    pub fleet: Option<meshsim_core::balance::LocalFleet>,
 }
 
 /// Why a cluster could not be built.
@@ -162,7 +164,11 @@ impl Inner {
             metrics: ClusterMetrics::default(),
             traffic: false,
             blackholed: Vec::new(),
+            fleet: cfg.local_fleet.as_ref().map(|f| f.fleet()),
         };
+        if let Some(f) = &inner.fleet {
+            inner.lb.set_local_fleet(f.clone());
+        }
         if !cfg.endpoints.is_empty() {
             inner.set_endpoints(&cfg.endpoints, now);
         }
@@ -249,6 +255,9 @@ impl Inner {
         let mut lb = cfg
             .load_balancer(common)
             .map_err(|e| format!("balancer.{}: {}", e.field, e.problem))?;
+        if let Some(f) = &self.fleet {
+            lb.set_local_fleet(f.clone());
+        }
         let list: Vec<Endpoint> = self
             .endpoints
             .iter()

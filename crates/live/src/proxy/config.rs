@@ -205,6 +205,35 @@ pub struct ClusterConfig {
     /// connection for every request (each a new TLS handshake with mTLS).
     #[serde(default = "max_idle")]
     pub pool_max_idle: usize,
+    /// This sidecar's zone and its service's instances per zone, for
+    /// zone-aware routing (`policy.lb.zone_aware`; endpoints carry their
+    /// `zone`): `{ zone = 0, per_zone = [[0, 2], [1, 2]] }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_fleet: Option<LocalFleetSpec>,
+}
+
+/// The calling fleet as Envoy's zone-aware routing sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalFleetSpec {
+    /// This sidecar's zone.
+    pub zone: u16,
+    /// `[zone, instances]` of the calling service (or load generator).
+    pub per_zone: Vec<(u16, u32)>,
+}
+
+impl LocalFleetSpec {
+    /// As the core takes it.
+    pub fn fleet(&self) -> meshsim_core::balance::LocalFleet {
+        meshsim_core::balance::LocalFleet {
+            zone: meshsim_core::Zone(self.zone),
+            per_zone: self
+                .per_zone
+                .iter()
+                .map(|&(z, n)| (meshsim_core::Zone(z), n))
+                .collect(),
+        }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
