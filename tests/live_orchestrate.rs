@@ -312,11 +312,13 @@ fn a_failure_while_starting_stops_what_already_started() {
 
 #[test]
 fn unsupported_features_fail_before_anything_starts() {
-    let sc = scenario(2.0, "round_robin", "[network]\nloss = 0.1\n");
+    // One plan is one run: replications are `meshsim live`'s loop.
+    let mut sc = scenario(2.0, "round_robin", "");
+    sc.run.replications = 2;
     let (r, pids) = run(&sc, LiveOptions::new(exe(), ProxyKind::Meshsim));
     let msg = r.expect_err("refused").to_string();
     assert!(
-        msg.contains("live mode does not support network.loss yet"),
+        msg.contains("live mode does not support run.replications > 1 in one run"),
         "{msg}"
     );
     assert!(pids.is_empty());

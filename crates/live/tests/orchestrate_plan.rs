@@ -103,7 +103,7 @@ fn unsupported_features_are_refused_by_name_all_at_once() {
     let sc = scenario(
         r#"
 [network]
-loss = 0.01
+cross_zone = { dist = "constant", value = "1ms" }
 [[faults]]
 kind = "partition"
 at = "1s"
@@ -111,10 +111,14 @@ service = "db"
 [[mesh.edges]]
 to = "db"
 hedge = { mode = { kind = "on_per_try_timeout" } }
+discovery = { mode = "poll", interval = "1s" }
 "#,
     );
     let msg = refusals(&sc, ProxyKind::Meshsim);
-    assert!(msg.contains("network.loss"), "{msg}");
+    assert!(
+        msg.contains("discovery together with network.cross_zone"),
+        "{msg}"
+    );
     // meshsim's sidecars black-hole partitioned endpoints and hedge;
     // HAProxy can do neither.
     assert!(!msg.contains("Partition"), "{msg}");
@@ -134,9 +138,14 @@ fn workload_features_without_a_live_counterpart_are_refused() {
     sc.mesh.defaults.lb.zone_aware.enabled = true;
     sc.network.loss = 0.01;
     let msg = refusals(&sc, ProxyKind::Meshsim);
-    assert!(msg.contains("lb.zone_aware"), "{msg}");
-    assert!(msg.contains("network.loss"), "{msg}");
     assert!(msg.contains("run.replications"), "{msg}");
+    // Zone-aware routing and loss run live (meshsim sidecars)...
+    assert!(!msg.contains("lb.zone_aware"), "{msg}");
+    assert!(!msg.contains("network.loss"), "{msg}");
+    // ...but not with HAProxy.
+    let msg = refusals(&sc, ProxyKind::Haproxy);
+    assert!(msg.contains("cannot express zone-aware routing"), "{msg}");
+    assert!(msg.contains("cannot emulate network"), "{msg}");
 }
 
 #[test]

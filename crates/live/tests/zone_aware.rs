@@ -95,3 +95,21 @@ lb = { zone_aware = { enabled = true } }
         .unwrap();
     assert_eq!(f0.fleet.zone, 1);
 }
+
+#[test]
+fn bad_network_emulation_is_named() {
+    let e = ProxyConfig::from_toml(
+        "[[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:1\"]\nnetwork = { loss = 1.5 }\n",
+        "x.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("clusters[0] (api).network.loss"), "{e}");
+    let e = ProxyConfig::from_toml(
+        "[[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:1\"]\nnetwork = { zone_delay = [{ zone = 1, delay = { dist = \"exponential\", mean = \"0s\" } }] }\n",
+        "x.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("network.zone_delay[0].delay"), "{e}");
+}

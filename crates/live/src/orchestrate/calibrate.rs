@@ -99,6 +99,7 @@ pub async fn calibrate(opts: &LiveOptions, duration: Nanos) -> Result<Calibratio
             seed: 1,
             zone: String::new(),
             fleet: Default::default(),
+            net: Vec::new(),
         };
         let (_sidecar, proxy) = ctx
             .start_sidecar(&node, &[("calibrate".into(), vec![addr])])

@@ -107,6 +107,9 @@ pub struct SidecarNode {
     /// Its zone and its fleet's size per zone (its service's instances, or
     /// the client sidecars), for zone-aware routing as the simulator sets it.
     pub fleet: crate::proxy::config::LocalFleetSpec,
+    /// Per cluster (called service): the network it emulates, when the
+    /// scenario's `[network]` has more than loopback gives.
+    pub net: Vec<(String, crate::proxy::config::NetEmulation)>,
 }
 
 /// A fault as live mode applies it.
@@ -324,17 +327,18 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
     let w = &sc.workload;
     // --- network ---
     let n = &sc.network;
-    if n.cross_zone.is_some() || !n.pairs.is_empty() {
-        refuse(
-            &mut no,
-            "network.cross_zone or network.pairs (loopback has one latency)",
+    let emulate =
+        n.cross_zone.is_some() || !n.pairs.is_empty() || n.loss > 0.0 || n.bandwidth_mbps.is_some();
+    if emulate && proxy != ProxyKind::Meshsim {
+        no.push(format!(
+            "--proxy {} cannot emulate network.cross_zone, pairs, loss or bandwidth_mbps (meshsim sidecars do)",
+            proxy.name()
+        ));
+    }
+    if emulate {
+        notes.push(
+            "network.cross_zone, pairs, loss and bandwidth_mbps are emulated in the calling sidecars (a delay each way per attempt, on top of loopback's own latency)".into(),
         );
-    }
-    if n.loss > 0.0 {
-        refuse(&mut no, "network.loss");
-    }
-    if n.bandwidth_mbps.is_some() {
-        refuse(&mut no, "network.bandwidth_mbps");
     }
     if n.latency.is_some() {
         notes.push(
@@ -378,6 +382,9 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                     proxy.name()
                 ));
             }
+        }
+        if p.discovery.is_some() && (n.cross_zone.is_some() || !n.pairs.is_empty()) {
+            refuse(&mut no, &at("discovery together with network.cross_zone or pairs (discovered endpoints carry no zones)"));
         }
         if p.lb.zone_aware.enabled && p.discovery.is_some() {
             // Discovery's endpoint sets carry no zones yet.
@@ -579,6 +586,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
                     seed: derive_seed(seed, 2, (si as u64) << 16 | u64::from(i)),
                     zone: s.zone_of(i).to_owned(),
                     fleet: Default::default(),
+                    net: Vec::new(),
                 });
                 Some(sidecars.len() - 1)
             };
@@ -642,6 +650,7 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             clusters: vec![(w.entry.clone(), sc.mesh.policy(CLIENT, &w.entry))],
             seed: derive_seed(seed, 3, u64::from(c)),
             fleet: Default::default(),
+            net: Vec::new(),
             zone: entry_zones
                 .get(c as usize % entry_zones.len().max(1))
                 .cloned()
@@ -770,6 +779,45 @@ pub fn plan(sc: &Scenario, proxy: ProxyKind) -> Result<LivePlan, Unsupported> {
             zone: index(&n.zone),
             per_zone,
         };
+    }
+    // --- network emulation: per caller zone and callee endpoint zone ---
+    if emulate {
+        let delay = |from: &str, to: &str| {
+            if from == to {
+                return None;
+            }
+            n.pairs
+                .iter()
+                .find(|p| (p.from == from && p.to == to) || (p.from == to && p.to == from))
+                .map(|p| p.latency.clone())
+                .or_else(|| n.cross_zone.clone())
+        };
+        for node in clients.iter_mut().chain(sidecars.iter_mut()) {
+            let mut net = Vec::new();
+            for (callee, _) in &node.clusters {
+                let mut zone_delay: Vec<crate::proxy::config::ZoneDelay> = Vec::new();
+                for b in backends.iter().filter(|b| &b.service == callee) {
+                    if zone_delay.iter().any(|z| z.zone == b.zone_index) {
+                        continue;
+                    }
+                    if let Some(d) = delay(&node.zone, &b.zone) {
+                        zone_delay.push(crate::proxy::config::ZoneDelay {
+                            zone: b.zone_index,
+                            delay: d,
+                        });
+                    }
+                }
+                net.push((
+                    callee.clone(),
+                    crate::proxy::config::NetEmulation {
+                        zone_delay,
+                        loss: n.loss,
+                        bandwidth_mbps: n.bandwidth_mbps,
+                    },
+                ));
+            }
+            node.net = net;
+        }
     }
     Ok(LivePlan {
         backends,

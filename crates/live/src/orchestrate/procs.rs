@@ -236,14 +236,21 @@ impl Ctx<'_> {
                         .find(|(s, _)| s == svc)
                         .map(|(_, a)| a.clone())
                         .unwrap_or_default();
+                    let net = node
+                        .net
+                        .iter()
+                        .find(|(s, _)| s == svc)
+                        .map(|(_, n)| n.clone());
+                    c.network = net.clone();
                     match (&policy.discovery, self.control) {
                         (Some(d), Some(control)) => {
                             let seed = node.seed ^ meshsim_results::fnv1a(svc.as_bytes());
                             c.discovery = Some(control.view(&node.name, svc, &addrs, d, seed)?);
                         }
-                        _ if policy.lb.zone_aware.enabled => {
-                            // Zone-aware: endpoints carry their zones, the
-                            // cluster its caller's fleet.
+                        _ if policy.lb.zone_aware.enabled || net.is_some() => {
+                            // Zone-aware routing and network emulation:
+                            // endpoints carry their zones, the cluster its
+                            // caller's fleet.
                             let zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
                             c.endpoints = addrs
                                 .into_iter()
@@ -253,7 +260,9 @@ impl Ctx<'_> {
                                     zone: zones.get(&addr).copied().unwrap_or(0),
                                 })
                                 .collect();
-                            c.local_fleet = Some(node.fleet.clone());
+                            if policy.lb.zone_aware.enabled {
+                                c.local_fleet = Some(node.fleet.clone());
+                            }
                         }
                         _ => c.endpoints = addrs.into_iter().map(EndpointSpec::Addr).collect(),
                     }

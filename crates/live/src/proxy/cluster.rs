@@ -96,6 +96,8 @@ pub struct Inner {
     pub blackholed: Vec<String>,
     /// The calling fleet for zone-aware routing, if configured.
     pub fleet: Option<meshsim_core::balance::LocalFleet>,
+    /// Network emulation: per-zone delay samplers, loss, bandwidth.
+    pub net: Option<NetState>,
 }
 
 /// Why a cluster could not be built.
@@ -165,6 +167,12 @@ impl Inner {
             traffic: false,
             blackholed: Vec::new(),
             fleet: cfg.local_fleet.as_ref().map(|f| f.fleet()),
+            net: match &cfg.network {
+                Some(n) => {
+                    Some(NetState::new(n).map_err(|e| format!("cluster {}: {e}", cfg.name))?)
+                }
+                None => None,
+            },
         };
         if let Some(f) = &inner.fleet {
             inner.lb.set_local_fleet(f.clone());
@@ -396,6 +404,62 @@ pub(crate) async fn black_hole(sh: &super::Shared, deadline: Time) -> super::Att
     let cap = sh.clock.now() + BLACK_HOLE_MAX;
     sh.clock.sleep_until(deadline.min(cap)).await;
     super::Attempt::Failed(Outcome::Timeout)
+}
+
+/// A cluster's network emulation, ready to draw.
+#[derive(Debug)]
+pub struct NetState {
+    delays: BTreeMap<u16, crate::sample::Sampler>,
+    loss: f64,
+    bandwidth_mbps: Option<f64>,
+}
+
+/// What the emulated network does to one attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NetDraw {
+    /// Delay before the attempt is sent.
+    pub out: meshsim_core::Nanos,
+    /// Delay before its answer is handed back (plus the body's
+    /// transmission time at `bandwidth_mbps`).
+    pub back: meshsim_core::Nanos,
+    /// The attempt is lost: a connect failure after `out + back`.
+    pub lost: bool,
+    /// Link bandwidth for the response body.
+    pub bandwidth_mbps: Option<f64>,
+}
+
+impl NetState {
+    fn new(cfg: &super::config::NetEmulation) -> Result<NetState, String> {
+        let mut delays = BTreeMap::new();
+        for z in &cfg.zone_delay {
+            delays.insert(z.zone, crate::sample::Sampler::new(&z.delay)?);
+        }
+        Ok(NetState {
+            delays,
+            loss: cfg.loss,
+            bandwidth_mbps: cfg.bandwidth_mbps,
+        })
+    }
+}
+
+impl Inner {
+    /// Draws the emulated network's effect on an attempt to `id` (none
+    /// without emulation).
+    pub fn net_draw(&mut self, id: EndpointId) -> Option<NetDraw> {
+        let net = self.net.as_ref()?;
+        let zone = self.endpoints.get(&id).map_or(0, |e| e.spec.zone());
+        let (out, back) = match net.delays.get(&zone) {
+            Some(s) => (s.sample(&mut self.rng), s.sample(&mut self.rng)),
+            None => (meshsim_core::Nanos::ZERO, meshsim_core::Nanos::ZERO),
+        };
+        let lost = net.loss > 0.0 && meshsim_core::rng::unit(&mut self.rng) < net.loss;
+        Some(NetDraw {
+            out,
+            back,
+            lost,
+            bandwidth_mbps: net.bandwidth_mbps,
+        })
+    }
 }
 
 /// Whether `outcome` is an error for the downstream caller's counts.

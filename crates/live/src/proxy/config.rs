@@ -210,6 +210,39 @@ pub struct ClusterConfig {
     /// `zone`): `{ zone = 0, per_zone = [[0, 2], [1, 2]] }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_fleet: Option<LocalFleetSpec>,
+    /// Network emulation towards the endpoints (off unless given): what
+    /// the simulator's `[network]` adds beyond loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetEmulation>,
+}
+
+/// Network emulation in the sidecar, as the simulator models the network:
+/// each attempt waits a one-way delay (drawn per the endpoint's zone) before
+/// it is sent and another before its answer is handed back; a lost attempt
+/// becomes a connect failure after both; a response body of B bytes also
+/// waits `B × 8 / bandwidth`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetEmulation {
+    /// One-way delay to and from the endpoints of a zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zone_delay: Vec<ZoneDelay>,
+    /// Probability that an attempt is lost, in [0, 1].
+    #[serde(default)]
+    pub loss: f64,
+    /// Link bandwidth for response bodies, megabits per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_mbps: Option<f64>,
+}
+
+/// A one-way delay towards one zone's endpoints.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneDelay {
+    /// The endpoints' zone.
+    pub zone: u16,
+    /// The delay each way.
+    pub delay: meshsim_scenario::Dist,
 }
 
 /// The calling fleet as Envoy's zone-aware routing sees it.
@@ -420,6 +453,28 @@ impl ProxyConfig {
                         "clusters[{i}] ({}).rate_limit.{}: {}",
                         c.name, e.field, e.problem
                     ));
+                }
+            }
+            if let Some(n) = &c.network {
+                if !(0.0..=1.0).contains(&n.loss) {
+                    return bad(format!(
+                        "clusters[{i}] ({}).network.loss {}: expected a probability in [0, 1]",
+                        c.name, n.loss
+                    ));
+                }
+                if n.bandwidth_mbps.is_some_and(|b| b.is_nan() || b <= 0.0) {
+                    return bad(format!(
+                        "clusters[{i}] ({}).network.bandwidth_mbps: expected a positive rate",
+                        c.name
+                    ));
+                }
+                for (j, z) in n.zone_delay.iter().enumerate() {
+                    if let Err(e) = z.delay.validate() {
+                        return bad(format!(
+                            "clusters[{i}] ({}).network.zone_delay[{j}].delay: {e}",
+                            c.name
+                        ));
+                    }
                 }
             }
             if let Some(d) = &c.discovery {

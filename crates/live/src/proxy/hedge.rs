@@ -48,7 +48,13 @@ fn admit(
     cluster: &Cluster,
     attempt: u32,
     tried: &[EndpointId],
-) -> Option<(EndpointId, u64, String, Time)> {
+) -> Option<(
+    EndpointId,
+    u64,
+    String,
+    Time,
+    Option<super::cluster::NetDraw>,
+)> {
     let now = sh.clock.now();
     let mut c = cluster.lock();
     let c = &mut *c;
@@ -79,7 +85,8 @@ fn admit(
         e.requests += 1;
         e.base.clone()
     });
-    Some((id, c.lb_gen, base.unwrap_or_default(), now))
+    let net = c.net_draw(id);
+    Some((id, c.lb_gen, base.unwrap_or_default(), now, net))
 }
 
 /// Forwards one request with hedging; `deadline` is the route timeout.
@@ -100,15 +107,14 @@ pub(crate) async fn forward(
     let mut tried = Vec::new();
     let mut inflight: Vec<InFlight<'_>> = Vec::new();
     let launch = |attempt: u32, tried: &mut Vec<EndpointId>| {
-        let (id, gen, base, started) = admit(sh, cluster, attempt, tried)?;
+        let (id, gen, base, started, net) = admit(sh, cluster, attempt, tried)?;
         tried.push(id);
         let attempt_deadline = per_try.map_or(deadline, |p| (started + p).min(deadline));
         let (b, path) = (body.clone(), path.to_owned());
         let client = cluster.client();
-        let fut: AttemptFuture<'_> =
-            Box::pin(
-                async move { send(sh, &client, &base, &path, parts, b, attempt_deadline).await },
-            );
+        let fut: AttemptFuture<'_> = Box::pin(async move {
+            send(sh, &client, &base, &path, parts, b, attempt_deadline, net).await
+        });
         Some(InFlight {
             attempt,
             id,

@@ -526,12 +526,13 @@ async fn forward(
                             e.requests += 1;
                             e.base.clone()
                         });
-                        Ok((id, c.lb_gen, base.unwrap_or_default()))
+                        let net = c.net_draw(id);
+                        Ok((id, c.lb_gen, base.unwrap_or_default(), net))
                     }
                 },
             }
         };
-        let (id, gen, base) = match picked {
+        let (id, gen, base, net) = match picked {
             Ok(p) => p,
             Err(status) => {
                 if retry {
@@ -547,7 +548,17 @@ async fn forward(
         };
         let deadline = state.attempt_deadline(now);
         let client = cluster.client();
-        let attempt = send(sh, &client, &base, &path, parts, body.clone(), deadline).await;
+        let attempt = send(
+            sh,
+            &client,
+            &base,
+            &path,
+            parts,
+            body.clone(),
+            deadline,
+            net,
+        )
+        .await;
         let end = sh.clock.now();
         let outcome = match &attempt {
             Attempt::Response(p, _) => Outcome::Status(p.status.as_u16()),
@@ -673,7 +684,9 @@ pub(crate) fn local_answer(o: Outcome) -> Response<Body> {
     }
 }
 
-/// Sends one attempt and buffers its response, all before `deadline`.
+/// Sends one attempt and buffers its response, all before `deadline`,
+/// through the emulated network `net` if the cluster has one.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn send(
     sh: &Shared,
     client: &Upstream,
@@ -682,12 +695,40 @@ pub(crate) async fn send(
     parts: &hyper::http::request::Parts,
     body: Bytes,
     deadline: Time,
+    net: Option<cluster::NetDraw>,
 ) -> Attempt {
     // A partition (admin `blackhole`) swallows the attempt, or its answer.
     if cluster::black_holed(sh, base) {
         return cluster::black_hole(sh, deadline).await;
     }
-    let a = send_attempt(sh, client, base, path, parts, body, deadline).await;
+    let a = match net {
+        None => send_attempt(sh, client, base, path, parts, body, deadline).await,
+        Some(n) => {
+            let emulated = async {
+                sh.clock.sleep_precise(n.out).await;
+                if n.lost {
+                    // As the simulator: a connect failure after the round trip.
+                    sh.clock.sleep_precise(n.back).await;
+                    return Attempt::Failed(Outcome::ConnectFailure);
+                }
+                let a = send_attempt(sh, client, base, path, parts, body, deadline).await;
+                let mut back = n.back;
+                if let (Some(bw), Attempt::Response(_, b)) = (n.bandwidth_mbps, &a) {
+                    back = back + Nanos::from_secs_f64(b.len() as f64 * 8.0 / (bw * 1e6));
+                }
+                sh.clock.sleep_precise(back).await;
+                a
+            };
+            if deadline == Time::MAX {
+                emulated.await
+            } else {
+                sh.clock
+                    .timeout_at(deadline, emulated)
+                    .await
+                    .unwrap_or(Attempt::Failed(Outcome::Timeout))
+            }
+        }
+    };
     if cluster::black_holed(sh, base) {
         return cluster::black_hole(sh, deadline).await;
     }
