@@ -69,6 +69,10 @@ pub struct Args {
     /// `Host` header to send (e.g. a proxy cluster's name).
     #[arg(long)]
     host: Option<String>,
+    /// An extra header on every request, `NAME: VALUE` (repeatable), e.g.
+    /// `--header "authorization: Bearer $(meshsim token …)"`.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
     /// Seed of the arrival times.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -182,6 +186,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         url: args.url.clone(),
         urls: Vec::new(),
         host: args.host.clone(),
+        headers: args
+            .headers
+            .iter()
+            .map(|h| {
+                h.split_once(':')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--header {h:?}: expected NAME: VALUE, such as \"authorization: Bearer TOKEN\"")
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
         arrival: match args.arrival.as_str() {
             "constant" => ArrivalKind::Constant,
             "closed" => ArrivalKind::Closed,

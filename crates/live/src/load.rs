@@ -94,6 +94,10 @@ pub struct LoadConfig {
     pub urls: Vec<String>,
     /// `Host` header to send instead of the URL's (e.g. a cluster name).
     pub host: Option<String>,
+    /// Extra headers sent with every request (`Authorization: Bearer …`
+    /// for a proxy that validates JWTs, say), as (name, value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
     /// Arrival process.
     pub arrival: ArrivalKind,
     /// Requests per second (open loop).
@@ -151,6 +155,7 @@ impl Default for LoadConfig {
             url: String::new(),
             urls: Vec::new(),
             host: None,
+            headers: Vec::new(),
             arrival: ArrivalKind::Poisson,
             rate: 100.0,
             phases: Vec::new(),
@@ -523,6 +528,7 @@ impl LoadReport {
 struct Target {
     uris: Vec<Uri>,
     host: Option<hyper::header::HeaderValue>,
+    headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     client: http::HttpClient,
     clock: Clock,
     timeout: Nanos,
@@ -547,6 +553,9 @@ impl Target {
         let mut b = Request::builder().method(Method::GET).uri(uri);
         if let Some(h) = &self.host {
             b = b.header(hyper::header::HOST, h.clone());
+        }
+        for (k, v) in &self.headers {
+            b = b.header(k.clone(), v.clone());
         }
         let req = b.body(Body::new(Bytes::new()));
         let fut = async {
@@ -601,6 +610,14 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
             })?),
             None => None,
         };
+    let mut headers = Vec::new();
+    for (k, v) in &cfg.headers {
+        let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| LoadError::Config(format!("header name {k:?} is not valid")))?;
+        let value = hyper::header::HeaderValue::from_str(v)
+            .map_err(|_| LoadError::Config(format!("header {k}: value {v:?} is not valid")))?;
+        headers.push((name, value));
+    }
     let clock = Clock::start();
     let start = Time(0) + cfg.warmup;
     let end = start + cfg.duration;
@@ -612,6 +629,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
     let target = Arc::new(Target {
         uris,
         host,
+        headers,
         client: http::client(cfg.connections as usize, std::time::Duration::from_secs(30)),
         clock,
         timeout: cfg.timeout,

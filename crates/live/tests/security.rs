@@ -434,3 +434,68 @@ fn misconfigurations_are_named() {
     .to_string();
     assert!(e.contains("authz[0].rules[0].to[0].paths"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_sends_tokens_with_its_headers() {
+    use meshsim_live::jwt;
+    use meshsim_live::load::{ArrivalKind, LoadConfig};
+    let (dir, _) = ca_dir("jwt-load");
+    let (key, jwk) = jwt::es256_keypair("k1").unwrap();
+    std::fs::write(
+        dir.join("jwks.json"),
+        serde_json::json!({ "keys": [jwk] }).to_string(),
+    )
+    .unwrap();
+    let be = backends(&[Nanos::ZERO]).await;
+    let text = format!(
+        "[jwt]\nissuer = \"https://issuer.test\"\njwks = {:?}\n[[clusters]]\nname = \"api\"\nendpoints = [\"{}\"]\n",
+        dir.join("jwks.json"),
+        be[0].addr
+    );
+    let p = Proxy::start(ProxyConfig::from_toml(&text, "jwt.toml").unwrap())
+        .await
+        .unwrap();
+    let claims =
+        serde_json::json!({ "iss": "https://issuer.test", "exp": Clock::unix_secs() + 600 });
+    let token = jwt::sign(&claims, &key, Some("k1")).unwrap();
+    let served = |r: &meshsim_live::load::LoadReport| -> u64 {
+        r.tables.instances.iter().map(|i| i.requests).sum()
+    };
+    let cfg = |headers: Vec<(String, String)>| LoadConfig {
+        url: format!("http://{}/", p.addr),
+        arrival: ArrivalKind::Constant,
+        rate: 200.0,
+        duration: Nanos::from_millis(500),
+        connections: 8,
+        timeout: Nanos::from_secs(5),
+        headers,
+        ..LoadConfig::default()
+    };
+    let with = meshsim_live::load::run(&cfg(vec![(
+        "authorization".into(),
+        format!("Bearer {token}"),
+    )]))
+    .await
+    .unwrap();
+    let count = with.tables.summary[0].count;
+    assert!(count > 50, "{:?}", with.tables.summary[0]);
+    assert_eq!(served(&with), count, "every request carried a valid token");
+    let without = meshsim_live::load::run(&cfg(Vec::new())).await.unwrap();
+    assert!(without.tables.summary[0].count > 50);
+    assert_eq!(
+        served(&without),
+        0,
+        "no token, no request reaches the backend"
+    );
+    let bad = LoadConfig {
+        headers: vec![("bad header".into(), "x".into())],
+        ..cfg(Vec::new())
+    };
+    let e = meshsim_live::load::run(&bad).await.unwrap_err().to_string();
+    assert!(e.contains("header name \"bad header\""), "{e}");
+    p.stop().await;
+    for x in be {
+        x.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
