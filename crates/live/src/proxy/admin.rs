@@ -143,8 +143,24 @@ pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
                             ))
                         }
                     };
-                    cluster.lock().blackholed =
-                        addrs.iter().map(|a| format!("http://{a}")).collect();
+                    {
+                        // The count changes under the cluster's lock, with
+                        // its list: concurrent calls cannot lose an update.
+                        let mut g = cluster.lock();
+                        let was = !g.blackholed.is_empty();
+                        g.blackholed = addrs.iter().map(|a| format!("http://{a}")).collect();
+                        let now = !g.blackholed.is_empty();
+                        use std::sync::atomic::Ordering::AcqRel;
+                        match (was, now) {
+                            (false, true) => {
+                                sh.partitioned.fetch_add(1, AcqRel);
+                            }
+                            (true, false) => {
+                                sh.partitioned.fetch_sub(1, AcqRel);
+                            }
+                            _ => {}
+                        }
+                    }
                     http::json(StatusCode::OK, &serde_json::json!({ "blackholed": addrs }))
                 }
                 _ => usage(),

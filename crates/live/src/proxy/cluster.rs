@@ -387,6 +387,9 @@ impl Inner {
 /// Whether attempts to `base` (`http://addr`) are black-holed by a
 /// partition in any cluster of this proxy.
 pub fn black_holed(sh: &super::Shared, base: &str) -> bool {
+    if sh.partitioned.load(std::sync::atomic::Ordering::Acquire) == 0 {
+        return false;
+    }
     sh.clusters.iter().any(|c| {
         let g = c.lock();
         !g.blackholed.is_empty() && g.blackholed.iter().any(|b| b == base)

@@ -89,6 +89,9 @@ pub struct Shared {
     client: HttpClient,
     /// mTLS identity, authorization and JWT.
     pub security: Security,
+    /// How many clusters black-hole endpoints now (requests skip the
+    /// per-cluster check while it is 0, the common case).
+    pub(crate) partitioned: std::sync::atomic::AtomicUsize,
     /// Host names (without port) that absolute-form URIs may name.
     local_hosts: Vec<String>,
 }
@@ -167,6 +170,7 @@ impl Proxy {
             clock,
             client: http::client(1024, std::time::Duration::from_secs(60)),
             security,
+            partitioned: std::sync::atomic::AtomicUsize::new(0),
             local_hosts,
             config,
         });
