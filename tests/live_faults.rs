@@ -4,38 +4,17 @@
 //! `discovery_outage`. Each run is a few seconds at a low rate, and every
 //! child is checked gone by PID afterwards.
 
-use std::path::PathBuf;
-use std::sync::mpsc;
+mod common;
 
-use meshsim_core::Nanos;
-use meshsim_live::clock::Clock;
-use meshsim_live::orchestrate::{self, LiveOptions, LiveReport, ProxyKind};
+use common::live::run_meshsim;
+
+use meshsim_live::orchestrate::LiveReport;
 use meshsim_scenario::Scenario;
 
-fn exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_meshsim"))
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.contains(") Z "),
-        Err(_) => false,
-    }
-}
-
-/// Waits up to 5 s for every pid to be gone.
-fn all_gone(pids: &[u32]) -> bool {
-    let c = Clock::start();
-    loop {
-        if pids.iter().all(|p| !alive(*p)) {
-            return true;
-        }
-        if c.now().as_secs_f64() > 5.0 {
-            return false;
-        }
-        c.wait_precise(c.now() + Nanos::from_millis(20), Nanos::ZERO);
-    }
+/// Runs `sc` live (see [`run_meshsim`]); how many processes it started.
+fn run(sc: &Scenario) -> (LiveReport, usize) {
+    let (r, started) = run_meshsim(sc);
+    (r, started.len())
 }
 
 /// Three instances of "api" (constant 2 ms) in zones a, b, a at 150 rps
@@ -62,19 +41,6 @@ balancer = {{ kind = "round_robin" }}
 "#
     );
     Scenario::from_toml(&text, "test.toml").expect("valid scenario")
-}
-
-/// Runs `sc` live with meshsim sidecars; returns the report and the number
-/// of processes started, having checked that none is left.
-fn run(sc: &Scenario) -> (LiveReport, usize) {
-    let (tx, rx) = mpsc::channel();
-    let mut opts = LiveOptions::new(exe(), ProxyKind::Meshsim);
-    opts.started = Some(tx);
-    let rt = meshsim_live::runtime(1).expect("runtime");
-    let r = rt.block_on(orchestrate::run(sc, &opts));
-    let pids: Vec<u32> = rx.try_iter().map(|(_, p)| p).collect();
-    assert!(all_gone(&pids), "children left behind");
-    (r.expect("live run"), pids.len())
 }
 
 // Sample sizes below: 150 rps over the 2.5 s measured is about 375

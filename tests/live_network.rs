@@ -1,9 +1,10 @@
 //! `meshsim live` emulates the scenario's network beyond loopback in the
 //! calling sidecars: cross-zone latency, loss.
 
-use std::path::PathBuf;
+mod common;
 
-use meshsim_live::orchestrate::{self, LiveOptions, ProxyKind};
+use common::live::run_meshsim;
+
 use meshsim_scenario::Scenario;
 
 /// frontend (zone a) calls db (zone b) once per request, 50 requests/s
@@ -37,20 +38,11 @@ service_time = {{ dist = "constant", value = "1ms" }}
     Scenario::from_toml(&text, "net.toml").expect("valid scenario")
 }
 
-fn live(sc: &Scenario) -> orchestrate::LiveReport {
-    let opts = LiveOptions::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_meshsim")),
-        ProxyKind::Meshsim,
-    );
-    let rt = meshsim_live::runtime(1).expect("runtime");
-    rt.block_on(orchestrate::run(sc, &opts)).expect("live run")
-}
-
 #[test]
 fn cross_zone_latency_is_paid_each_way_as_simulated() {
     let sc = scenario(r#"cross_zone = { dist = "constant", value = "20ms" }"#);
     let sim = meshsim_engine::simulate(&sc).expect("sim");
-    let live = live(&sc);
+    let live = run_meshsim(&sc).0;
     let (s, l) = (&sim.tables.summary[0], &live.tables.summary[0]);
     // Simulated: 1 ms + 1 ms of work and 20 ms each way between the zones
     // (the client sits in frontend's zone), and no queueing (4 workers hold
@@ -71,7 +63,7 @@ fn cross_zone_latency_is_paid_each_way_as_simulated() {
 fn a_lost_attempt_is_a_connect_failure_as_simulated() {
     let sc = scenario("loss = 1.0");
     let sim = meshsim_engine::simulate(&sc).expect("sim");
-    let live = live(&sc);
+    let live = run_meshsim(&sc).0;
     let (s, l) = (&sim.tables.summary[0], &live.tables.summary[0]);
     assert_eq!(s.errors, s.count, "every attempt lost: {s:?}");
     assert!(l.count > 50, "{l:?}");

@@ -3,6 +3,10 @@
 //! a child dying early and on Ctrl-C. Every run is a few seconds of load at
 //! a low rate, so the checks hold on a loaded two-core machine.
 
+mod common;
+
+use common::live::{all_gone, exe, fail_in_ci_or_skip, pids, start};
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -11,30 +15,10 @@ use meshsim_live::clock::Clock;
 use meshsim_live::orchestrate::{self, LiveError, LiveOptions, ProxyKind};
 use meshsim_scenario::Scenario;
 
-fn exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_meshsim"))
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.contains(") Z "),
-        Err(_) => false,
-    }
-}
-
-/// Waits up to `limit` for every pid to be gone.
-fn all_gone(pids: &[u32], limit: Nanos) -> bool {
-    let c = Clock::start();
-    loop {
-        if pids.iter().all(|p| !alive(*p)) {
-            return true;
-        }
-        if c.now().as_secs_f64() > limit.as_secs_f64() {
-            return false;
-        }
-        c.wait_precise(c.now() + Nanos::from_millis(20), Nanos::ZERO);
-    }
+/// Runs `sc` live with `opts`; the result and the pids of every child.
+fn run(sc: &Scenario, opts: LiveOptions) -> (Result<orchestrate::LiveReport, LiveError>, Vec<u32>) {
+    let (r, started) = start(sc, opts);
+    (r, pids(&started))
 }
 
 fn pause(ms: u64) {
@@ -68,31 +52,6 @@ balancer = {{ kind = "{balancer}" }}
     Scenario::from_toml(&text, "test.toml").expect("valid scenario")
 }
 
-fn run(sc: &Scenario, opts: LiveOptions) -> (Result<orchestrate::LiveReport, LiveError>, Vec<u32>) {
-    let (tx, rx) = mpsc::channel();
-    let opts = LiveOptions {
-        started: Some(tx),
-        ..opts
-    };
-    let rt = meshsim_live::runtime(1).expect("runtime");
-    let r = rt.block_on(orchestrate::run(sc, &opts));
-    let pids = rx.try_iter().map(|(_, p)| p).collect();
-    (r, pids)
-}
-
-fn fail_in_ci_or_skip(program: &str) -> bool {
-    if orchestrate::find_program(program).is_some() {
-        return false;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{program} is not installed: run `apt-get install -y {program}` (scripts/test does)"
-        );
-    }
-    eprintln!("skipping: {program} is not installed (apt-get install -y {program})");
-    true
-}
-
 #[test]
 fn a_scenario_runs_live_into_the_result_tables_and_leaves_nothing_behind() {
     let sc = scenario(2.0, "round_robin", "");
@@ -100,7 +59,7 @@ fn a_scenario_runs_live_into_the_result_tables_and_leaves_nothing_behind() {
     let r = r.expect("live run");
     // Three backends and the client sidecar.
     assert_eq!(pids.len(), 4);
-    assert!(all_gone(&pids, Nanos::from_secs(5)), "children left behind");
+    assert!(all_gone(&pids), "children left behind");
     let e2e = &r.tables.summary[0];
     assert_eq!(e2e.scope, "end_to_end");
     // 150 rps for 2 s is 300 expected arrivals (Poisson: sd ≈ 17); 5 sd
@@ -169,7 +128,7 @@ error_rate = 1.0
     let r = r.expect("live run survives its own crash fault");
     // The crashed backend was started twice (again after its crash).
     assert_eq!(pids.len(), 5);
-    assert!(all_gone(&pids, Nanos::from_secs(5)));
+    assert!(all_gone(&pids));
     let inst = &r.tables.instances;
     // Down for 1 s of the 2.5 s measured: clearly fewer than instance 0.
     assert!(
@@ -206,7 +165,7 @@ instance = 1
     );
     let (r, pids) = run(&sc, LiveOptions::new(exe(), ProxyKind::Meshsim));
     let r = r.expect("live run");
-    assert!(all_gone(&pids, Nanos::from_secs(5)));
+    assert!(all_gone(&pids));
     let e2e = &r.tables.summary[0];
     // Refused connections to the crashed instance are retried elsewhere
     // until it is ejected: retries, and no request fails.
@@ -236,7 +195,7 @@ service_time = { dist = "constant", value = "1ms" }
     let r = r.expect("live run");
     // 3 api + 2 db backends, 3 api sidecars, the client sidecar.
     assert_eq!(pids.len(), 9);
-    assert!(all_gone(&pids, Nanos::from_secs(5)));
+    assert!(all_gone(&pids));
     let e2e = &r.tables.summary[0];
     assert_eq!(e2e.errors, 0);
     let db: Vec<_> = r
@@ -293,7 +252,7 @@ fn a_child_dying_early_stops_the_run_and_every_other_child() {
         "{msg}"
     );
     let pids: Vec<u32> = seen.iter().map(|s| s.1).collect();
-    assert!(all_gone(&pids, Nanos::from_secs(5)), "children left behind");
+    assert!(all_gone(&pids), "children left behind");
 }
 
 #[test]
@@ -307,7 +266,7 @@ fn a_failure_while_starting_stops_what_already_started() {
     let msg = r.expect_err("fails").to_string();
     assert!(msg.contains("sidecar client"), "{msg}");
     assert_eq!(pids.len(), 4, "three backends and the failed sidecar");
-    assert!(all_gone(&pids, Nanos::from_secs(5)));
+    assert!(all_gone(&pids));
 }
 
 #[test]
@@ -393,7 +352,7 @@ fn ctrl_c_stops_meshsim_live_and_its_children() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("interrupted"), "{err}");
-    assert!(all_gone(&kids, Nanos::from_secs(5)), "children left behind");
+    assert!(all_gone(&kids), "children left behind");
     assert!(!dir.join("out").exists(), "no half-written run");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -425,7 +384,7 @@ fn third_party(proxy: ProxyKind, balancer: &str) {
     let sc = scenario(1.5, balancer, "");
     let (r, pids) = run(&sc, LiveOptions::new(exe(), proxy));
     let r = r.expect("live run");
-    assert!(all_gone(&pids, Nanos::from_secs(5)));
+    assert!(all_gone(&pids));
     let e2e = &r.tables.summary[0];
     // 225 expected arrivals (sd 15): 5 sd either side.
     assert!((150..=300).contains(&e2e.count), "count {}", e2e.count);

@@ -3,52 +3,14 @@
 //! deterministic errors, LIFO queues, `sleep` steps and named endpoints,
 //! on 127.0.0.1; every child is checked gone by PID afterwards.
 
+mod common;
+
+use common::live::run_meshsim;
+
 use std::path::PathBuf;
-use std::sync::mpsc;
 
-use meshsim_core::Nanos;
-use meshsim_live::clock::Clock;
-use meshsim_live::orchestrate::{self, LiveOptions, LiveReport, ProxyKind};
+use meshsim_live::orchestrate::LiveReport;
 use meshsim_scenario::Scenario;
-
-fn exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_meshsim"))
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.contains(") Z "),
-        Err(_) => false,
-    }
-}
-
-/// Waits up to 5 s for every pid to be gone.
-fn all_gone(pids: &[u32]) -> bool {
-    let c = Clock::start();
-    loop {
-        if pids.iter().all(|p| !alive(*p)) {
-            return true;
-        }
-        if c.now().as_secs_f64() > 5.0 {
-            return false;
-        }
-        c.wait_precise(c.now() + Nanos::from_millis(20), Nanos::ZERO);
-    }
-}
-
-/// Runs `sc` live with meshsim sidecars, having checked that no child is
-/// left.
-fn run(sc: &Scenario) -> LiveReport {
-    let (tx, rx) = mpsc::channel();
-    let mut opts = LiveOptions::new(exe(), ProxyKind::Meshsim);
-    opts.started = Some(tx);
-    let rt = meshsim_live::runtime(1).expect("runtime");
-    let r = rt.block_on(orchestrate::run(sc, &opts));
-    let pids: Vec<u32> = rx.try_iter().map(|s| s.1).collect();
-    assert!(all_gone(&pids), "children left behind");
-    r.expect("live run")
-}
 
 /// A fresh directory under the system's temporary directory.
 fn scratch(what: &str) -> PathBuf {
@@ -92,7 +54,7 @@ concurrency = 32
 service_time = { dist = "constant", value = "1ms" }
 "#;
     let sc = Scenario::from_toml(text, "test.toml").expect("valid");
-    let r = run(&sc);
+    let r = run_meshsim(&sc).0;
     let n = per_window(&r);
     assert_eq!(n.len(), 3, "{n:?}");
     // Arrivals are Poisson: a second whose mean is m holds m ± 5 √m but
@@ -145,7 +107,7 @@ concurrency = 64
 service_time = { dist = "constant", value = "1ms" }
 "#;
     let sc = Scenario::from_toml_in(text, "test.toml", &dir).expect("valid");
-    let r = run(&sc);
+    let r = run_meshsim(&sc).0;
     let n = per_window(&r);
     // Deterministic times: only a request finishing across a second's
     // edge could move (none is within 10 ms of one but the burst's start).
@@ -177,7 +139,7 @@ queue_discipline = "lifo"
 service_time = { dist = "constant", value = "1ms" }
 "#;
     let sc = Scenario::from_toml(text, "test.toml").expect("valid");
-    let r = run(&sc);
+    let r = run_meshsim(&sc).0;
     let inst = &r.tables.instances;
     assert_eq!(inst.len(), 2, "{inst:?}");
     for i in inst {
@@ -231,7 +193,7 @@ concurrency = 8
 service_time = { dist = "constant", value = "0s" }
 "#;
     let sc = Scenario::from_toml(text, "test.toml").expect("valid");
-    let r = run(&sc);
+    let r = run_meshsim(&sc).0;
     let served = |svc: &str| -> u64 {
         r.tables
             .instances
@@ -279,7 +241,7 @@ concurrency = 16
 service_time = { dist = "constant", value = "1ms" }
 "#;
     let sc = Scenario::from_toml(text, "test.toml").expect("valid");
-    let r = run(&sc);
+    let r = run_meshsim(&sc).0;
     assert_eq!(r.meta.requests.generated, 150, "{:?}", r.meta.requests);
     // The measured ones are those after the warm-up: fewer than 150 and,
     // at 200/s, far more than none.

@@ -2,12 +2,11 @@
 //! instance of a service whose inbound calls need it gets a receiving
 //! meshsim sidecar that terminates mTLS and enforces `mesh.authz`.
 
-use std::path::PathBuf;
-use std::sync::mpsc;
+mod common;
 
-use meshsim_core::Nanos;
-use meshsim_live::clock::Clock;
-use meshsim_live::orchestrate::{self, LiveOptions, ProxyKind};
+use common::live::run_meshsim;
+
+use meshsim_live::orchestrate::{self, ProxyKind};
 use meshsim_scenario::Scenario;
 
 /// frontend (2 instances) calls db (2 instances) once per request, at
@@ -39,38 +38,6 @@ service_time = {{ dist = "constant", value = "1ms" }}
     Scenario::from_toml(&text, "mtls.toml").expect("valid scenario")
 }
 
-fn run(sc: &Scenario) -> (orchestrate::LiveReport, Vec<(String, u32)>) {
-    let (tx, rx) = mpsc::channel();
-    let opts = LiveOptions {
-        started: Some(tx),
-        ..LiveOptions::new(
-            PathBuf::from(env!("CARGO_BIN_EXE_meshsim")),
-            ProxyKind::Meshsim,
-        )
-    };
-    let rt = meshsim_live::runtime(1).expect("runtime");
-    let r = rt.block_on(orchestrate::run(sc, &opts)).expect("live run");
-    (r, rx.try_iter().collect())
-}
-
-fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.contains(") Z "),
-        Err(_) => true,
-    }
-}
-
-fn all_gone(pids: &[(String, u32)]) -> bool {
-    let c = Clock::start();
-    while c.now().as_secs_f64() < 5.0 {
-        if pids.iter().all(|(_, p)| gone(*p)) {
-            return true;
-        }
-        c.wait_precise(c.now() + Nanos::from_millis(20), Nanos::ZERO);
-    }
-    false
-}
-
 fn db_served(r: &orchestrate::LiveReport) -> u64 {
     r.tables
         .instances
@@ -89,7 +56,7 @@ fn mtls_carries_the_callers_identity_to_the_callees_policy() {
     let sc = scenario(&format!(
         "{MTLS}[[mesh.authz]]\nservice = \"db\"\nrules = [{{ from = [{{ principals = [\"spiffe://meshsim.local/ns/default/sa/frontend\"] }}] }}]\n"
     ));
-    let (r, pids) = run(&sc);
+    let (r, pids) = run_meshsim(&sc);
     // 2 + 2 backends, 2 frontend sidecars, the client sidecar, and a
     // receiving sidecar per instance (the defaults put mTLS on the client's
     // calls to frontend too).
@@ -99,7 +66,6 @@ fn mtls_carries_the_callers_identity_to_the_callees_policy() {
         .count();
     assert_eq!(inbound, 4, "{pids:?}");
     assert_eq!(pids.len(), 11, "{pids:?}");
-    assert!(all_gone(&pids), "children left behind");
     let e2e = &r.tables.summary[0];
     assert_eq!(e2e.errors, 0, "{e2e:?}");
     // 100/s for 1.5 s: 150 expected (Poisson sd ≈ 12); one db call each, up
@@ -119,8 +85,7 @@ fn denied_calls_never_reach_the_callee_and_plaintext_has_no_identity() {
     let deny = scenario(&format!(
         "{MTLS}[[mesh.authz]]\nservice = \"db\"\nrules = [{{ from = [{{ principals = [\"spiffe://meshsim.local/ns/default/sa/batch\"] }}] }}]\n"
     ));
-    let (r, pids) = run(&deny);
-    assert!(all_gone(&pids));
+    let (r, _) = run_meshsim(&deny);
     assert!(r.tables.summary[0].count > 90);
     assert_eq!(db_served(&r), 0, "no denied call reaches db's workers");
     // Without mTLS there is no principal, so a principal-based allow
@@ -128,8 +93,7 @@ fn denied_calls_never_reach_the_callee_and_plaintext_has_no_identity() {
     let plain = scenario(
         "[[mesh.authz]]\nservice = \"db\"\nrules = [{ from = [{ principals = [\"*\"] }] }]\n",
     );
-    let (r, pids) = run(&plain);
-    assert!(all_gone(&pids));
+    let (r, _) = run_meshsim(&plain);
     assert_eq!(db_served(&r), 0);
 }
 
@@ -158,8 +122,7 @@ fn a_crash_takes_the_receiving_sidecar_down_and_back_with_its_instance() {
     let sc = scenario(&format!(
         "{MTLS}[[faults]]\nkind = \"crash\"\nservice = \"db\"\ninstance = 1\nat = \"1s\"\nduration = \"300ms\"\n"
     ));
-    let (r, pids) = run(&sc);
-    assert!(all_gone(&pids), "children left behind");
+    let (r, pids) = run_meshsim(&sc);
     // Started, killed with its backend, started again on the same port.
     let starts = pids
         .iter()

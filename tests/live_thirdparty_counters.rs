@@ -2,51 +2,12 @@
 //! (HAProxy's stats socket, nginx's stub_status) into the same places as
 //! the meshsim sidecars': end-to-end retries and `live.json`'s `sidecars`.
 
-use std::path::PathBuf;
-use std::sync::mpsc;
+mod common;
 
-use meshsim_core::Nanos;
-use meshsim_live::clock::Clock;
-use meshsim_live::orchestrate::{self, LiveOptions, LiveReport, ProxyKind};
+use common::live::{all_gone, exe, fail_in_ci_or_skip, pids, start};
+
+use meshsim_live::orchestrate::{LiveOptions, LiveReport, ProxyKind};
 use meshsim_scenario::Scenario;
-
-fn exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_meshsim"))
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.contains(") Z "),
-        Err(_) => false,
-    }
-}
-
-fn all_gone(pids: &[u32]) -> bool {
-    let c = Clock::start();
-    loop {
-        if pids.iter().all(|p| !alive(*p)) {
-            return true;
-        }
-        if c.now().as_secs_f64() > 5.0 {
-            return false;
-        }
-        c.wait_precise(c.now() + Nanos::from_millis(20), Nanos::ZERO);
-    }
-}
-
-fn fail_in_ci_or_skip(program: &str) -> bool {
-    if orchestrate::find_program(program).is_some() {
-        return false;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{program} is not installed: run `apt-get install -y {program}` (scripts/test does)"
-        );
-    }
-    eprintln!("skipping: {program} is not installed (apt-get install -y {program})");
-    true
-}
 
 /// Three instances at 150 rps for 2 s after a 0.5 s warm-up; api/2 answers
 /// every request with a 500, which the client's sidecar retries once.
@@ -75,13 +36,8 @@ instance = 2
 error_rate = 1.0
 "#;
     let sc = Scenario::from_toml(text, "test.toml").expect("valid");
-    let (tx, rx) = mpsc::channel();
-    let mut opts = LiveOptions::new(exe(), proxy);
-    opts.started = Some(tx);
-    let rt = meshsim_live::runtime(1).expect("runtime");
-    let r = rt.block_on(orchestrate::run(&sc, &opts));
-    let pids: Vec<u32> = rx.try_iter().map(|s| s.1).collect();
-    assert!(all_gone(&pids), "children left behind");
+    let (r, started) = start(&sc, LiveOptions::new(exe(), proxy));
+    assert!(all_gone(&pids(&started)), "children left behind");
     r.expect("live run")
 }
 

@@ -2,55 +2,17 @@
 //! as the simulator models them, on 127.0.0.1; every child is checked gone
 //! by PID afterwards.
 
-use std::path::PathBuf;
-use std::sync::mpsc;
+mod common;
 
-use meshsim_core::Nanos;
-use meshsim_live::clock::Clock;
-use meshsim_live::orchestrate::{self, LiveOptions, LiveReport, ProxyKind};
+use common::live::run_meshsim;
+
+use meshsim_live::orchestrate::LiveReport;
 use meshsim_scenario::Scenario;
 
-fn exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_meshsim"))
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.contains(") Z "),
-        Err(_) => false,
-    }
-}
-
-/// Waits up to 5 s for every pid to be gone.
-fn all_gone(pids: &[u32]) -> bool {
-    let c = Clock::start();
-    loop {
-        if pids.iter().all(|p| !alive(*p)) {
-            return true;
-        }
-        if c.now().as_secs_f64() > 5.0 {
-            return false;
-        }
-        c.wait_precise(c.now() + Nanos::from_millis(20), Nanos::ZERO);
-    }
-}
-
-/// Runs `sc` live with meshsim sidecars; returns the report and the names
-/// of the processes started, having checked that none is left.
+/// Runs `sc` live (see [`run_meshsim`]); the names of the processes started.
 fn run(sc: &Scenario) -> (LiveReport, Vec<String>) {
-    let (tx, rx) = mpsc::channel();
-    let mut opts = LiveOptions::new(exe(), ProxyKind::Meshsim);
-    opts.started = Some(tx);
-    let rt = meshsim_live::runtime(1).expect("runtime");
-    let r = rt.block_on(orchestrate::run(sc, &opts));
-    let started: Vec<(String, u32)> = rx.try_iter().collect();
-    let pids: Vec<u32> = started.iter().map(|s| s.1).collect();
-    assert!(all_gone(&pids), "children left behind");
-    (
-        r.expect("live run"),
-        started.into_iter().map(|s| s.0).collect(),
-    )
+    let (r, started) = run_meshsim(sc);
+    (r, started.into_iter().map(|s| s.0).collect())
 }
 
 #[test]
