@@ -37,56 +37,8 @@ fi
 (cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
 MESHSIM="$ROOT/target/release/meshsim"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Starts `meshsim ARGS` in the background (not in a subshell, so that its
-# PID is recorded for the cleanup), waits for its readiness line and sets
-# ADDR to the first address in it and LAST_PID to its PID.
-start_meshsim() {
-  local log="$WORK/$1-$RANDOM.out"
-  "$MESHSIM" "$@" >"$log" 2>/dev/null &
-  PIDS+=($!)
-  LAST_PID=$!
-  for _ in $(seq 100); do
-    if grep -q "listening on" "$log" 2>/dev/null; then
-      ADDR="$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1)"
-      return
-    fi
-    sleep 0.1
-  done
-  echo "meshsim $1 did not start" >&2
-  exit 1
-}
-
-wait_port() {
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return; fi
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  exit 1
-}
-
-# CPU ticks (utime + stime) of a process and its children threads.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ="$(getconf CLK_TCK)"
-
-# run_load NAME URL ARGS... -> prints the run directory
-run_load() {
-  local name="$1" url="$2"
-  shift 2
-  local out="$WORK/load-$name-$RANDOM"
-  "$MESHSIM" load "$url" --duration "${SECS}s" --warmup 1s --out "$out" "$@" >/dev/null
-  echo "$out"
-}
-
-# field DIR SCOPE COLUMN -> value from summary.csv
-field() {
-  awk -F, -v scope="$2" -v col="$3" 'NR == 1 { for (i = 1; i <= NF; i++) idx[$i] = i; next }
-    $1 == scope { print $(idx[col]) }' "$1/summary.csv"
-}
+# shellcheck source=benches/proxy/lib.sh
+. "$ROOT/benches/proxy/lib.sh"
 
 start_meshsim backend --workers 1
 BACKEND="$ADDR"
