@@ -362,11 +362,15 @@ async fn get_with_token(addr: SocketAddr, token: Option<&str>) -> u16 {
         .expect("answered in time")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jwt_at_the_entry() {
-    use meshsim_live::jwt;
-    let (dir, _) = ca_dir("jwt");
-    let (key, jwk) = jwt::es256_keypair("k1").unwrap();
+/// A proxy validating JWTs (issuer `https://issuer.test`, `audiences`
+/// TOML) in front of one backend, with a fresh ES256 key `k1` in its JWKS;
+/// returns the scratch directory, the signing key, the backends and the proxy.
+async fn jwt_proxy(
+    name: &str,
+    audiences: &str,
+) -> (PathBuf, String, Vec<meshsim_live::backend::Backend>, Proxy) {
+    let (dir, _) = ca_dir(name);
+    let (key, jwk) = meshsim_live::jwt::es256_keypair("k1").unwrap();
     std::fs::write(
         dir.join("jwks.json"),
         serde_json::json!({ "keys": [jwk] }).to_string(),
@@ -374,13 +378,20 @@ async fn jwt_at_the_entry() {
     .unwrap();
     let be = backends(&[Nanos::ZERO]).await;
     let text = format!(
-        "[jwt]\nissuer = \"https://issuer.test\"\naudiences = [\"api\"]\njwks = {:?}\n[[clusters]]\nname = \"api\"\nendpoints = [\"{}\"]\n",
+        "[jwt]\nissuer = \"https://issuer.test\"\n{audiences}\njwks = {:?}\n[[clusters]]\nname = \"api\"\nendpoints = [\"{}\"]\n",
         dir.join("jwks.json"),
         be[0].addr
     );
     let p = Proxy::start(ProxyConfig::from_toml(&text, "jwt.toml").unwrap())
         .await
         .unwrap();
+    (dir, key, be, p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_at_the_entry() {
+    use meshsim_live::jwt;
+    let (dir, key, be, p) = jwt_proxy("jwt", "audiences = [\"api\"]").await;
     let now = Clock::unix_secs() as i64;
     let token = |exp: i64, aud: &str| {
         let claims =
@@ -439,22 +450,7 @@ fn misconfigurations_are_named() {
 async fn the_load_generator_sends_tokens_with_its_headers() {
     use meshsim_live::jwt;
     use meshsim_live::load::{ArrivalKind, LoadConfig};
-    let (dir, _) = ca_dir("jwt-load");
-    let (key, jwk) = jwt::es256_keypair("k1").unwrap();
-    std::fs::write(
-        dir.join("jwks.json"),
-        serde_json::json!({ "keys": [jwk] }).to_string(),
-    )
-    .unwrap();
-    let be = backends(&[Nanos::ZERO]).await;
-    let text = format!(
-        "[jwt]\nissuer = \"https://issuer.test\"\njwks = {:?}\n[[clusters]]\nname = \"api\"\nendpoints = [\"{}\"]\n",
-        dir.join("jwks.json"),
-        be[0].addr
-    );
-    let p = Proxy::start(ProxyConfig::from_toml(&text, "jwt.toml").unwrap())
-        .await
-        .unwrap();
+    let (dir, key, be, p) = jwt_proxy("jwt-load", "").await;
     let claims =
         serde_json::json!({ "iss": "https://issuer.test", "exp": Clock::unix_secs() + 600 });
     let token = jwt::sign(&claims, &key, Some("k1")).unwrap();
