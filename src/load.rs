@@ -84,7 +84,7 @@ pub struct Args {
     /// Write the result tables into this directory (must not exist).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Runtime worker threads (the scheduler has its own thread).
+    /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     workers: usize,
 }
