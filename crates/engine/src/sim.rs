@@ -47,8 +47,9 @@ pub(crate) enum Event {
     OutlierTick { sidecar: u32 },
     /// Fault `i` starts (`on`) or ends.
     Fault { i: u32, on: bool },
-    /// A health checker's timer (stale if its deadline has moved).
-    HealthDue { sidecar: u32, host: u32, at: Time },
+    /// A health checker's timer (stale if its deadline has moved: the
+    /// event's own time is the deadline it was queued for).
+    HealthDue { sidecar: u32, host: u32 },
     /// A health probe's answer reaches the checker.
     HealthResult {
         sidecar: u32,
@@ -56,12 +57,16 @@ pub(crate) enum Event {
         healthy: bool,
     },
     /// A discovery view's timer (stale if its deadline has moved).
-    DiscoveryDue { sidecar: u32, at: Time },
+    DiscoveryDue { sidecar: u32 },
     /// GC-pause fault `i` pauses its targets now.
     GcPause { i: u32 },
     /// A call's hedge timer (stale if its deadline has moved).
-    HedgeDue { call: Ref, at: Time },
+    HedgeDue { call: Ref },
 }
+
+// The event queue's entries are 32 bytes with events of at most 16: a
+// larger variant would make every push and pop move more.
+const _: () = assert!(std::mem::size_of::<Event>() <= 16);
 
 pub(crate) const OPEN: u32 = u32::MAX;
 
@@ -320,15 +325,15 @@ impl<'a> Sim<'a> {
                 }
                 Event::OutlierTick { sidecar } => self.on_outlier_tick(sidecar),
                 Event::Fault { i, on } => self.on_fault(i as usize, on),
-                Event::HealthDue { sidecar, host, at } => self.on_health_due(sidecar, host, at),
+                Event::HealthDue { sidecar, host } => self.on_health_due(sidecar, host, t),
                 Event::HealthResult {
                     sidecar,
                     host,
                     healthy,
                 } => self.on_health_result(sidecar, host, healthy),
-                Event::DiscoveryDue { sidecar, at } => self.on_discovery_due(sidecar, at),
+                Event::DiscoveryDue { sidecar } => self.on_discovery_due(sidecar, t),
                 Event::GcPause { i } => self.on_gc_pause(i as usize),
-                Event::HedgeDue { call, at } => self.on_hedge_due(call, at),
+                Event::HedgeDue { call } => self.on_hedge_due(call, t),
             }
         }
         // Root calls still open at the end.
@@ -1343,11 +1348,13 @@ impl<'a> Sim<'a> {
             return;
         }
         if let Some((hs, queued)) = &mut c.hedge {
-            let next = hs.next_deadline();
+            // A deadline already passed is due now; the queued time is the
+            // event's own, which `on_hedge_due` compares with.
+            let next = hs.next_deadline().map(|at| at.max(self.now));
             if next != *queued {
                 *queued = next;
                 if let Some(at) = next {
-                    self.q.push(at.max(self.now), Event::HedgeDue { call, at });
+                    self.q.push(at, Event::HedgeDue { call });
                 }
             }
         }
@@ -1464,7 +1471,7 @@ impl<'a> Sim<'a> {
             if next.is_some() && next != *queued {
                 *queued = next;
                 if let Some(at) = next {
-                    self.q.push(at, Event::DiscoveryDue { sidecar, at });
+                    self.q.push(at, Event::DiscoveryDue { sidecar });
                 }
             }
         }
@@ -1500,7 +1507,7 @@ impl<'a> Sim<'a> {
         if next != *queued {
             *queued = next;
             if let Some(at) = next {
-                self.q.push(at, Event::HealthDue { sidecar, host, at });
+                self.q.push(at, Event::HealthDue { sidecar, host });
             }
         }
     }
