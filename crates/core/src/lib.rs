@@ -63,4 +63,4 @@ pub use endpoint::{
     Completion, Endpoint, EndpointChange, EndpointId, LoadReport, Outcome, PickRequest, Zone,
 };
 pub use error::ConfigError;
-pub use time::{Nanos, Time};
+pub use time::{round_to_u64, Nanos, Time};

@@ -323,9 +323,64 @@ impl schemars::JsonSchema for Nanos {
     }
 }
 
+/// `x.round().max(0.0) as u64` (half away from zero, negatives and NaN to
+/// zero, saturating), without the call into libm's `round` that the
+/// baseline x86-64 target makes for `f64::round`: the simulator rounds
+/// every sampled duration, so it shows up in profiles. Exact, not an
+/// approximation: below 2^53 the fraction `x - trunc(x)` is computed
+/// without rounding error, and from 2^52 up every `f64` is an integer.
+#[inline]
+pub fn round_to_u64(x: f64) -> u64 {
+    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+    if x >= TWO_64 {
+        return u64::MAX;
+    }
+    // `as` truncates toward zero and maps negatives and NaN to 0.
+    let t = x as u64;
+    t + u64::from(x - t as f64 >= 0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_to_u64_is_std_round_exactly() {
+        let edge = [
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            0.49999999999999994,
+            4503599627370495.5, // 2^52 - 0.5: the last half-integer
+            4503599627370496.0,
+            9007199254740993.0,
+            -0.5,
+            -3.7,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1.8446744073709550e19,
+            1.8446744073709552e19,
+            1e300,
+            f64::MIN_POSITIVE,
+        ];
+        let std = |x: f64| x.round().max(0.0) as u64;
+        for x in edge {
+            assert_eq!(round_to_u64(x), std(x), "{x:e}");
+        }
+        // And a sweep of magnitudes with fractions near one half.
+        let mut x: f64 = 1e-3;
+        while x < 1e20 {
+            for d in [-1e-9, 0.0, 1e-9, 0.25, 0.5, 0.75] {
+                for y in [x + d, x.next_up(), x.next_down(), x + 0.5] {
+                    assert_eq!(round_to_u64(y), std(y), "{y:e}");
+                }
+            }
+            x *= 1.37;
+        }
+    }
 
     #[test]
     fn parses_common_forms() {

@@ -136,7 +136,7 @@ impl OpenArrivals {
             loop {
                 let r = self.rate(t);
                 let gap = if r > 0.0 { 1e9 / r } else { 1e9 / self.peak };
-                t += Nanos(gap.round().max(1.0) as u64);
+                t += Nanos(meshsim_core::round_to_u64(gap).max(1));
                 if t > end {
                     return None;
                 }
@@ -148,7 +148,7 @@ impl OpenArrivals {
         let mut t = now;
         loop {
             let e: f64 = Exp1.sample(rng);
-            t += Nanos((e * 1e9 / self.peak).round().max(1.0) as u64);
+            t += Nanos(meshsim_core::round_to_u64(e * 1e9 / self.peak).max(1));
             if t > end {
                 return None;
             }

@@ -90,7 +90,7 @@ impl Sampler {
 
     /// One sample in nanoseconds, scaled by `factor`, at least 0.
     pub fn sample(&self, rng: &mut Xoshiro256PlusPlus, factor: f64) -> u64 {
-        (self.draw(rng) * factor).round().max(0.0) as u64
+        meshsim_core::round_to_u64(self.draw(rng) * factor)
     }
 
     /// One unscaled sample in nanoseconds.

@@ -1087,7 +1087,7 @@ impl<'a> Sim<'a> {
         // The response body crosses the link at its bandwidth.
         let transmit = match self.w.bytes_per_ns {
             Some(rate) if svc.response_bytes > 0 => {
-                Nanos((svc.response_bytes as f64 / rate).round() as u64)
+                Nanos(meshsim_core::round_to_u64(svc.response_bytes as f64 / rate))
             }
             _ => Nanos::ZERO,
         };
