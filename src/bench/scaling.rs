@@ -98,6 +98,41 @@ pub fn run(dir: &Path, quick: bool) -> anyhow::Result<ExitCode> {
     }
     crate::generate::write_atomic(&dir.join("scaling-threads.csv"), csv.as_bytes())?;
 
+    // The machine's own ceiling for the same split: `cores` separate
+    // processes (no shared heap, allocator or cache lines between them),
+    // each doing one core's share, against one such process alone. On a
+    // virtual machine whose cores share a physical core or are contended
+    // by other guests, this stays below `cores` too, and bounds what
+    // threads can reach.
+    let share = Spec {
+        case: "single-hop".into(),
+        requests: per_job * (jobs / cores) as u64,
+        instances: None,
+    };
+    let solo = measure_in_child(&share)?.wall_s;
+    let together = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| scope.spawn(|| measure_in_child(&share)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))?
+            })
+            .collect::<anyhow::Result<Vec<Record>>>()
+    })?;
+    let slowest = together.iter().map(|r| r.wall_s).fold(0.0, f64::max);
+    let ceiling = cores as f64 * solo / slowest.max(f64::MIN_POSITIVE);
+    println!(
+        "processes {cores}: {cores} at once take {slowest:.3} s, one alone {solo:.3} s: the machine gives {ceiling:.2}x"
+    );
+    let csv = format!(
+        "processes,requests_per_process,solo_wall_s,together_wall_s,speedup\n{cores},{},{solo:.6},{slowest:.6},{ceiling:.4}\n",
+        share.requests
+    );
+    crate::generate::write_atomic(&dir.join("scaling-processes.csv"), csv.as_bytes())?;
+
     let pts = |rs: &[Record], x: fn(&Record) -> f64| -> (Curve, Curve) {
         (
             rs.iter().map(|r| (x(r), r.wall_s)).collect(),

@@ -361,7 +361,7 @@ mod tests {
             f64::NAN,
             f64::INFINITY,
             f64::NEG_INFINITY,
-            1.8446744073709550e19,
+            1.844_674_407_370_955e19,
             1.8446744073709552e19,
             1e300,
             f64::MIN_POSITIVE,

@@ -67,17 +67,19 @@ impl Clock {
         tokio::time::sleep(Duration::from(d)).await;
     }
 
-    /// Waits (asynchronously) for `d` to within the OS's sleep precision
-    /// (tens of microseconds) rather than tokio's millisecond timer, which
-    /// rounds every wait up to the next millisecond: tokio's timer covers
-    /// all but the last 1.5 ms, then a blocking-pool thread sleeps the rest.
+    /// Waits (asynchronously) for `d` to within the kernel's wake-up
+    /// latency rather than tokio's millisecond timer, which rounds every
+    /// wait up to the next millisecond: on a [`PreciseTimer`] of its own.
     /// For the fake backend's service times, which must match the
-    /// simulator's distributions.
+    /// simulator's distributions, and the sidecars' emulated network. If
+    /// no timer can be made (out of descriptors), a blocking-pool thread
+    /// sleeps instead, late by its timer slack and a second wake-up.
     pub async fn sleep_precise(&self, d: Nanos) {
         let deadline = self.now() + d;
-        const COARSE: Nanos = Nanos(1_500_000);
-        if d > COARSE {
-            tokio::time::sleep_until(self.instant(Time(deadline.0 - COARSE.0))).await;
+        if let Ok(timer) = self.precise_timer() {
+            if timer.sleep_until(deadline).await.is_ok() {
+                return;
+            }
         }
         let left = deadline.saturating_since(self.now());
         if left > Nanos::ZERO {

@@ -341,7 +341,6 @@ mod tests {
     /// must agree to 1e-12 (rounding; either pick is right there).
     #[test]
     fn the_one_exponential_comparison_matches_the_costs() {
-        use rand_core::RngCore;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
         let (mut hosts, mut algo) = setup(2, &PeakEwmaConfig::default());
         let mut unit = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
