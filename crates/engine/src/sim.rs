@@ -192,6 +192,8 @@ pub(crate) struct Sim<'a> {
     partitions: Vec<(u16, u16)>,
     /// Sampled request traces, when asked for.
     pub tracer: Option<crate::tracer::Tracer>,
+    /// Scratch for the calls a script step makes (see `advance`).
+    taken: Vec<(u32, Option<u16>)>,
 }
 
 impl<'a> Sim<'a> {
@@ -259,6 +261,7 @@ impl<'a> Sim<'a> {
             events: 0,
             partitions: Vec::new(),
             tracer: None,
+            taken: Vec::new(),
             w,
         };
         match sc.workload.kind {
@@ -1037,13 +1040,17 @@ impl<'a> Sim<'a> {
                 self.q.push(self.now + d, Event::WorkDone { work });
                 return;
             }
-            let mut taken = Vec::new();
+            // The step's calls, drawn into a buffer kept across steps (no
+            // allocation per step).
+            let mut taken = std::mem::take(&mut self.taken);
+            taken.clear();
             for &(callee, p, target) in step {
                 if p >= 1.0 || chance(&mut self.inst_rng[gi as usize], p) {
                     taken.push((callee, target));
                 }
             }
             if taken.is_empty() {
+                self.taken = taken;
                 if let Some(wk) = self.works.get_mut(work) {
                     wk.step += 1;
                 }
@@ -1052,10 +1059,15 @@ impl<'a> Sim<'a> {
             if let Some(wk) = self.works.get_mut(work) {
                 wk.pending = taken.len() as u32;
             }
-            for (callee, target) in taken {
+            for &(callee, target) in &taken {
                 if let Some(s) = self.w.sidecar_for(gi, callee) {
                     self.start_call(Parent::Work(work), s, target);
                 }
+            }
+            // A call started above may have come back here (a zero-delay
+            // answer) and left its own buffer; keep the larger.
+            if taken.capacity() > self.taken.capacity() {
+                self.taken = taken;
             }
             return;
         }
