@@ -8,7 +8,9 @@
 #      a fixed rate, divided by the requests);
 #   3. maximum throughput (closed loop, 64 connections);
 #   4. the load generator's scheduling floor: send lag (actual - intended
-#      send) p50 and p99 at 1k, 10k and 50k requests/s, direct to the backend.
+#      send) p50 and p99 at 1k, 10k and 50k requests/s, direct to the backend;
+#   5. the fake backend's sleep precision: p50 of a constant 1 ms service
+#      time minus p50 of a 0 ms one, both direct at 300 requests/s.
 #
 # Usage: benches/proxy/run.sh [SECONDS_PER_RUN]   (default 5)
 # Installs haproxy and nginx from Debian packages if they are missing.
@@ -141,3 +143,10 @@ for rate in 1000 10000 50000; do
   p99="$(field "$d" load:send_lag p99_ms)"
   awk -v r="$rate" -v a="$p50" -v b="$p99" 'BEGIN { printf "| %d | %.1f | %.1f |\n", r, a * 1000, b * 1000 }'
 done
+echo
+start_meshsim backend --workers 1 --service-time 1ms
+SLEEPER="$ADDR"
+zero="$(run_load sleep-0ms "http://$BACKEND/" --rate 300)"
+one="$(run_load sleep-1ms "http://$SLEEPER/" --rate 300)"
+awk -v a="$(field "$one" end_to_end p50_ms)" -v b="$(field "$zero" end_to_end p50_ms)" \
+  'BEGIN { printf "backend sleep: a 1 ms service time costs %.3f ms at p50, %.1f us over 1 ms\n", a - b, (a - b - 1) * 1000 }'
