@@ -23,7 +23,7 @@ fn run(sc: &Scenario, opts: LiveOptions) -> (Result<orchestrate::LiveReport, Liv
 
 fn pause(ms: u64) {
     let c = Clock::start();
-    c.wait_precise(c.now() + Nanos::from_millis(ms), Nanos::ZERO);
+    c.block_until(c.now() + Nanos::from_millis(ms));
 }
 
 /// Three instances of "api" (constant 2 ms) at 150 rps for `secs` seconds

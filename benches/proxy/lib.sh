@@ -1,7 +1,23 @@
-# Shared by benches/proxy/*.sh (sourced, not run): ports, starting meshsim
-# processes, CPU ticks from /proc, load runs and summary.csv fields. The
-# caller sets WORK (scratch directory), SECS (seconds per run), MESHSIM
-# (the binary) and a PIDS array that its cleanup kills.
+# Shared by benches/proxy/*.sh (sourced, not run): a scratch directory
+# with a cleanup, ports, starting meshsim processes, CPU ticks from /proc,
+# load runs and summary.csv fields. The caller calls `scratch NAME` first
+# and sets SECS (seconds per run) and MESHSIM (the binary).
+
+# Sets WORK to a fresh directory under /tmp and PIDS to an empty array;
+# on exit every PID in PIDS is killed and WORK removed.
+scratch() {
+  WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
+  PIDS=()
+  trap cleanup EXIT INT TERM
+}
+
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

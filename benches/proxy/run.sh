@@ -19,16 +19,9 @@ set -euo pipefail
 
 SECS="${1:-5}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-WORK="$(mktemp -d /tmp/meshsim-proxy-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && kill "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=benches/proxy/lib.sh
+. "$ROOT/benches/proxy/lib.sh"
+scratch meshsim-proxy-bench
 
 if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
   echo "installing haproxy and nginx (Debian packages)" >&2
@@ -38,9 +31,6 @@ fi
 
 (cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
 MESHSIM="$ROOT/target/release/meshsim"
-
-# shellcheck source=benches/proxy/lib.sh
-. "$ROOT/benches/proxy/lib.sh"
 
 start_meshsim backend --workers 1
 BACKEND="$ADDR"

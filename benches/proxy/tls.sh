@@ -22,16 +22,9 @@ set -euo pipefail
 SECS="${1:-5}"
 RATE=500
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-WORK="$(mktemp -d /tmp/meshsim-tls-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && kill "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=benches/proxy/lib.sh
+. "$ROOT/benches/proxy/lib.sh"
+scratch meshsim-tls-bench
 
 if ! command -v haproxy >/dev/null; then
   echo "installing haproxy (Debian package)" >&2
@@ -41,9 +34,6 @@ fi
 
 (cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
 MESHSIM="$ROOT/target/release/meshsim"
-
-# shellcheck source=benches/proxy/lib.sh
-. "$ROOT/benches/proxy/lib.sh"
 
 # haproxy_info SOCKET FIELD -> a field of HAProxy's `show info`
 haproxy_info() {

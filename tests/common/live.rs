@@ -32,7 +32,7 @@ pub fn all_gone(pids: &[u32]) -> bool {
         if c.now().as_secs_f64() > 5.0 {
             return false;
         }
-        c.wait_precise(c.now() + Nanos::from_millis(20), Nanos::ZERO);
+        c.block_until(c.now() + Nanos::from_millis(20));
     }
 }
 

@@ -1064,11 +1064,7 @@ impl<'a> Sim<'a> {
                     self.start_call(Parent::Work(work), s, target);
                 }
             }
-            // A call started above may have come back here (a zero-delay
-            // answer) and left its own buffer; keep the larger.
-            if taken.capacity() > self.taken.capacity() {
-                self.taken = taken;
-            }
+            self.taken = taken;
             return;
         }
     }

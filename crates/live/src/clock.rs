@@ -104,25 +104,13 @@ impl Clock {
         tokio::time::timeout_at(self.instant(t), f).await.ok()
     }
 
-    /// Blocks the calling OS thread until `t`. It sleeps until `spin`
-    /// before `t`, then spins: Linux overshoots a sleep by its timer slack
-    /// (50 µs by default) plus the wake-up latency, so `spin` of about 80 µs
-    /// gets within a few microseconds of `t` at the cost of that much CPU
-    /// per wait; `spin` zero costs no CPU and is late by that overshoot.
-    /// For plain threads (tests), never inside the async runtime, which
-    /// has [`PreciseTimer`].
-    pub fn wait_precise(&self, t: Time, spin: Nanos) {
-        loop {
-            let now = self.now();
-            if now >= t {
-                return;
-            }
-            let left = t.0 - now.0;
-            if left > spin.0 {
-                std::thread::sleep(Duration::from_nanos(left - spin.0));
-            } else {
-                std::hint::spin_loop();
-            }
+    /// Blocks the calling OS thread until `t` (late by the kernel's timer
+    /// slack). For plain threads (tests), never inside the async runtime,
+    /// which has [`PreciseTimer`].
+    pub fn block_until(&self, t: Time) {
+        let left = t.saturating_since(self.now());
+        if left > Nanos::ZERO {
+            std::thread::sleep(Duration::from(left));
         }
     }
 

@@ -193,7 +193,6 @@ impl PeakEwma {
         self.estimate(index, now) * f64::from(hosts.active(index).saturating_add(1))
     }
 
-    /// `exp(−(now − since)/τ)`; 1 when `now` is not after `since`.
     /// Whether `b` costs less than `a` now, with one exponential instead
     /// of one per host (`exp` is the largest part of a pick). With
     /// `cost(x) = ns(x) · e^{-(now − stamp(x))/decay} · (active(x) + 1)`,
@@ -218,6 +217,7 @@ impl PeakEwma {
         self.cost(hosts, b, now) < self.cost(hosts, a, now)
     }
 
+    /// `exp(−(now − since)/τ)`; 1 when `now` is not after `since`.
     fn decay_factor(&self, since: Time, now: Time) -> f64 {
         let elapsed = now.saturating_since(since).as_nanos() as f64;
         (-elapsed / self.decay_ns).exp()
