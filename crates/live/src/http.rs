@@ -60,7 +60,9 @@ pub type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 /// A cluster's client: plaintext or mutual TLS, HTTP/1.1 or HTTP/2.
 #[derive(Clone, Debug)]
 pub enum Upstream {
-    /// `http://` endpoints.
+    /// `http://` endpoints over HTTP/1.1: meshsim's own lean client.
+    H1(crate::h1::Client),
+    /// `http://` endpoints over HTTP/2 (prior knowledge).
     Plain(HttpClient),
     /// `https://` endpoints, with the sidecar's certificate.
     Tls(TlsClient),
@@ -88,6 +90,11 @@ impl Upstream {
             b.timer(TokioTimer::new());
         }
         match tls {
+            None if !h2 => Upstream::H1(crate::h1::Client::new(
+                max_idle,
+                meshsim_core::Nanos::from_secs_f64(idle.as_secs_f64()),
+                std::time::Duration::from_secs(2),
+            )),
             None => Upstream::Plain(b.build(conn)),
             Some(cfg) => {
                 conn.enforce_http(false);
@@ -104,21 +111,75 @@ impl Upstream {
         }
     }
 
-    /// Sends a request (its URI's scheme must be [`Upstream::scheme`]).
-    pub fn request(&self, req: hyper::Request<Body>) -> hyper_util::client::legacy::ResponseFuture {
+    /// Sends `x` to the endpoint `base` (`http://IP:PORT`) and reads the
+    /// whole answer, refusing a body over `x.limit` bytes.
+    pub async fn send(
+        &self,
+        base: &str,
+        x: &crate::h1::Exchange<'_>,
+    ) -> Result<(hyper::http::response::Parts, Bytes), crate::h1::SendError> {
+        let rest = base
+            .strip_prefix("http://")
+            .ok_or(crate::h1::SendError::Connect)?;
         match self {
-            Upstream::Plain(c) => c.request(req),
-            Upstream::Tls(c) => c.request(req),
+            Upstream::H1(c) => {
+                let addr = rest.parse().map_err(|_| crate::h1::SendError::Connect)?;
+                c.send(addr, x).await
+            }
+            // Boxed: the general client's future is large, and would
+            // otherwise make every request's future as large.
+            Upstream::Plain(c) => Box::pin(self.send_hyper(Either::Plain(c), rest, x)).await,
+            Upstream::Tls(c) => Box::pin(self.send_hyper(Either::Tls(c), rest, x)).await,
+        }
+    }
+
+    async fn send_hyper(
+        &self,
+        client: Either<'_>,
+        rest: &str,
+        x: &crate::h1::Exchange<'_>,
+    ) -> Result<(hyper::http::response::Parts, Bytes), crate::h1::SendError> {
+        use crate::h1::SendError;
+        use http_body_util::{BodyExt, Limited};
+        let uri = format!("{}://{rest}{}", self.scheme(), x.path);
+        let mut b = hyper::Request::builder().method(x.method.clone()).uri(uri);
+        if let Some(h) = b.headers_mut() {
+            for (k, v) in x.headers {
+                h.append(k.clone(), v.clone());
+            }
+        }
+        let req = b
+            .body(Full::new(x.body.clone()))
+            .map_err(|_| SendError::Connect)?;
+        let resp = match client {
+            Either::Plain(c) => c.request(req).await,
+            Either::Tls(c) => c.request(req).await,
+        };
+        match resp {
+            Ok(resp) => {
+                let (p, body) = resp.into_parts();
+                match Limited::new(body, x.limit).collect().await {
+                    Ok(b) => Ok((p, b.to_bytes())),
+                    Err(_) => Err(SendError::Reset),
+                }
+            }
+            Err(e) if e.is_connect() => Err(SendError::Connect),
+            Err(_) => Err(SendError::Reset),
         }
     }
 
     /// The URL scheme its endpoints are reached with.
     pub fn scheme(&self) -> &'static str {
         match self {
-            Upstream::Plain(_) => "http",
+            Upstream::H1(_) | Upstream::Plain(_) => "http",
             Upstream::Tls(_) => "https",
         }
     }
+}
+
+enum Either<'a> {
+    Plain(&'a HttpClient),
+    Tls(&'a TlsClient),
 }
 
 /// Binds a TCP listener, with an error that names the address.

@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod clock;
 pub mod discovery;
+pub mod h1;
 pub mod http;
 pub mod jwt;
 pub mod load;

@@ -30,7 +30,7 @@ pub struct EndpointState {
     /// Where it listens.
     pub addr: SocketAddr,
     /// `http://addr`, prebuilt.
-    pub base: String,
+    pub base: std::sync::Arc<str>,
     /// Weight and zone, as configured.
     pub spec: EndpointSpec,
     /// Attempts in flight.
@@ -214,7 +214,7 @@ impl Inner {
                     id,
                     EndpointState {
                         addr: s.addr(),
-                        base: format!("http://{}", s.addr()),
+                        base: format!("http://{}", s.addr()).into(),
                         spec: s.clone(),
                         active: 0,
                         requests: 0,

@@ -41,20 +41,19 @@ enum Event {
     Deadline,
 }
 
-/// Picks an endpoint (avoiding those already tried when possible) and
-/// admits the attempt; `None` if nothing can be picked or a threshold refuses.
-fn admit(
-    sh: &Shared,
-    cluster: &Cluster,
-    attempt: u32,
-    tried: &[EndpointId],
-) -> Option<(
+/// An admitted attempt: endpoint, balancer generation, endpoint base URL,
+/// start time and emulated-network draw.
+type Admitted = (
     EndpointId,
     u64,
-    String,
+    std::sync::Arc<str>,
     Time,
     Option<super::cluster::NetDraw>,
-)> {
+);
+
+/// Picks an endpoint (avoiding those already tried when possible) and
+/// admits the attempt; `None` if nothing can be picked or a threshold refuses.
+fn admit(sh: &Shared, cluster: &Cluster, attempt: u32, tried: &[EndpointId]) -> Option<Admitted> {
     let now = sh.clock.now();
     let mut c = cluster.lock();
     let c = &mut *c;
@@ -113,7 +112,17 @@ pub(crate) async fn forward(
         let (b, path) = (body.clone(), path.to_owned());
         let client = cluster.client();
         let fut: AttemptFuture<'_> = Box::pin(async move {
-            send(sh, &client, &base, &path, parts, b, attempt_deadline, net).await
+            send(
+                sh,
+                &client,
+                &base,
+                &path,
+                parts,
+                b,
+                (started, attempt_deadline),
+                net,
+            )
+            .await
         });
         Some(InFlight {
             attempt,

@@ -281,54 +281,60 @@ async fn rotate_loop(sh: Arc<Shared>, sd: Shutdown, every: Nanos) {
     }
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
+/// Hop-by-hop headers, as header names (a `&str` name would be parsed
+/// again on every lookup).
+static HOP_BY_HOP: [hyper::header::HeaderName; 8] = [
+    hyper::header::CONNECTION,
+    hyper::header::HeaderName::from_static("keep-alive"),
+    hyper::header::HeaderName::from_static("proxy-connection"),
+    hyper::header::TRANSFER_ENCODING,
+    hyper::header::TE,
+    hyper::header::TRAILER,
+    hyper::header::UPGRADE,
+    hyper::header::PROXY_AUTHORIZATION,
 ];
 
 fn strip_hop_by_hop(h: &mut hyper::HeaderMap) {
-    for name in HOP_BY_HOP {
-        h.remove(name);
+    // One pass over the (few) headers first: most messages have none of
+    // these, and a removal hashes its name.
+    if h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        for name in &HOP_BY_HOP {
+            h.remove(name);
+        }
     }
 }
 
-/// The host of a request without its port.
-fn host_of(req: &Request<Incoming>) -> Option<String> {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.host().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })?;
-    let host = if raw.starts_with('[') {
-        raw.split_once(']')
-            .map_or(raw.clone(), |(h, _)| format!("{h}]"))
-    } else {
-        raw.split(':').next().unwrap_or_default().to_owned()
-    };
-    Some(host.to_ascii_lowercase())
+/// The host of a request without its port (as sent: compare it without
+/// regard to case).
+fn host_of(req: &Request<Incoming>) -> Option<&str> {
+    if let Some(a) = req.uri().authority() {
+        return Some(a.host());
+    }
+    let raw = req.headers().get(HOST)?.to_str().ok()?;
+    Some(match raw.find(']') {
+        Some(i) if raw.starts_with('[') => &raw[..=i],
+        _ => raw.split(':').next().unwrap_or_default(),
+    })
 }
 
-/// Which cluster serves `host` and `path`, if any.
+/// Which cluster serves `host` and `path`, if any. Host names match
+/// without regard to case.
 pub fn route<'a>(shared: &'a Shared, host: Option<&str>, path: &str) -> Option<&'a Cluster> {
     let cfg = &shared.config;
-    let by_name = |n: &str| shared.clusters.iter().find(|c| c.name == n);
+    let by_name = |n: &str| {
+        shared
+            .clusters
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(n))
+    };
     if !cfg.routes.is_empty() {
         let r = cfg.routes.iter().find(|r| {
-            r.host.as_deref().is_none_or(|h| Some(h) == host)
+            r.host
+                .as_deref()
+                .is_none_or(|h| host.is_some_and(|x| x.eq_ignore_ascii_case(h)))
                 && r.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
         })?;
-        return by_name(&r.cluster);
+        return shared.clusters.iter().find(|c| c.name == r.cluster);
     }
     if let Some(c) = host.and_then(by_name) {
         return Some(c);
@@ -349,9 +355,7 @@ async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
     let host = host_of(&req);
     // Absolute-form URIs may only name this proxy or its clusters.
     if req.uri().authority().is_some()
-        && !host
-            .as_ref()
-            .is_some_and(|h| sh.local_hosts.iter().any(|l| l == h))
+        && !host.is_some_and(|h| sh.local_hosts.iter().any(|l| l.eq_ignore_ascii_case(h)))
     {
         return http::text(
             StatusCode::FORBIDDEN,
@@ -361,7 +365,7 @@ async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
             ),
         );
     }
-    let Some(cluster) = route(sh, host.as_deref(), req.uri().path()) else {
+    let Some(cluster) = route(sh, host, req.uri().path()) else {
         return http::text(
             StatusCode::NOT_FOUND,
             format!(
@@ -372,17 +376,22 @@ async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
         );
     };
     let (mut parts, body) = req.into_parts();
-    let body = match Limited::new(body, sh.config.max_body_bytes).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            let too_big = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            return if too_big {
-                http::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
-            } else {
-                http::text(StatusCode::BAD_REQUEST, "could not read the request body\n")
-            };
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        // No body (a GET, or `Content-Length: 0`): nothing to collect.
+        Bytes::new()
+    } else {
+        match Limited::new(body, sh.config.max_body_bytes).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let too_big = e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                return if too_big {
+                    http::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+                } else {
+                    http::text(StatusCode::BAD_REQUEST, "could not read the request body\n")
+                };
+            }
         }
     };
     strip_hop_by_hop(&mut parts.headers);
@@ -470,9 +479,13 @@ async fn forward(
         };
         (state, fault)
     };
+    // The clock is read once per attempt; the first attempt starts now
+    // unless a fault delayed it.
+    let mut fresh = Some(now);
     if let Some(f) = fault {
         if let Some(d) = f.delay {
             sh.clock.sleep(d).await;
+            fresh = None;
         }
         if f.active {
             let mut c = cluster.lock();
@@ -483,18 +496,24 @@ async fn forward(
             return http::text(s, "fault filter abort\n");
         }
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     if cluster.config.policy.hedge.mode != meshsim_core::retry::hedge::HedgeMode::Off {
-        return hedge::forward(sh, cluster, parts, &path, body, state.deadline()).await;
+        // Boxed, as are the other rarely taken paths below: the request's
+        // future stays small, and it is moved several times per request.
+        return Box::pin(hedge::forward(
+            sh,
+            cluster,
+            parts,
+            path,
+            body,
+            state.deadline(),
+        ))
+        .await;
     }
     let mut retry = false;
     loop {
         // Pick and admit under the lock.
-        let now = sh.clock.now();
+        let now = fresh.take().unwrap_or_else(|| sh.clock.now());
         let picked = {
             let mut c = cluster.lock();
             let c = &mut *c;
@@ -556,10 +575,10 @@ async fn forward(
             sh,
             &client,
             &base,
-            &path,
+            path,
             parts,
             body.clone(),
-            deadline,
+            (now, deadline),
             net,
         )
         .await;
@@ -698,31 +717,33 @@ pub(crate) async fn send(
     path: &str,
     parts: &hyper::http::request::Parts,
     body: Bytes,
-    deadline: Time,
+    (now, deadline): (Time, Time),
     net: Option<cluster::NetDraw>,
 ) -> Attempt {
     // A partition (admin `blackhole`) swallows the attempt, or its answer.
     if cluster::black_holed(sh, base) {
-        return cluster::black_hole(sh, deadline).await;
+        return Box::pin(cluster::black_hole(sh, deadline)).await;
     }
     let a = match net {
-        None => send_attempt(sh, client, base, path, parts, body, deadline).await,
+        None => send_attempt(sh, client, base, path, parts, body, (now, deadline)).await,
         Some(n) => {
-            let emulated = async {
+            let emulated = Box::pin(async {
                 sh.clock.sleep_precise(n.out).await;
                 if n.lost {
                     // As the simulator: a connect failure after the round trip.
                     sh.clock.sleep_precise(n.back).await;
                     return Attempt::Failed(Outcome::ConnectFailure);
                 }
-                let a = send_attempt(sh, client, base, path, parts, body, deadline).await;
+                // Sent after the emulated delay: its own clock reading.
+                let sent = sh.clock.now();
+                let a = send_attempt(sh, client, base, path, parts, body, (sent, deadline)).await;
                 let mut back = n.back;
                 if let (Some(bw), Attempt::Response(_, b)) = (n.bandwidth_mbps, &a) {
                     back = back + Nanos::from_secs_f64(b.len() as f64 * 8.0 / (bw * 1e6));
                 }
                 sh.clock.sleep_precise(back).await;
                 a
-            };
+            });
             if deadline == Time::MAX {
                 emulated.await
             } else {
@@ -734,7 +755,7 @@ pub(crate) async fn send(
         }
     };
     if cluster::black_holed(sh, base) {
-        return cluster::black_hole(sh, deadline).await;
+        return Box::pin(cluster::black_hole(sh, deadline)).await;
     }
     a
 }
@@ -746,36 +767,25 @@ async fn send_attempt(
     path: &str,
     parts: &hyper::http::request::Parts,
     body: Bytes,
-    deadline: Time,
+    (now, deadline): (Time, Time),
 ) -> Attempt {
-    // Endpoints are kept as `http://IP:PORT`; over mTLS they are `https`.
-    let uri = match base.strip_prefix("http") {
-        Some(rest) => format!("{}{rest}{path}", client.scheme()),
-        None => format!("{base}{path}"),
+    let x = crate::h1::Exchange {
+        method: &parts.method,
+        path,
+        headers: &parts.headers,
+        body: &body,
+        limit: sh.config.max_body_bytes,
+        now,
     };
-    let mut b = Request::builder().method(parts.method.clone()).uri(uri);
-    if let Some(h) = b.headers_mut() {
-        for (k, v) in &parts.headers {
-            h.append(k.clone(), v.clone());
-        }
-    }
-    let Ok(req) = b.body(Full::new(body)) else {
-        return Attempt::Failed(Outcome::LocalReject);
-    };
-    let limit = sh.config.max_body_bytes;
     let fut = async {
-        match client.request(req).await {
-            Ok(resp) => {
-                let (p, body) = resp.into_parts();
-                match Limited::new(body, limit).collect().await {
-                    Ok(b) => Attempt::Response(p, b.to_bytes()),
-                    Err(_) => Attempt::Failed(Outcome::Reset),
-                }
-            }
-            Err(e) if e.is_connect() => Attempt::Failed(Outcome::ConnectFailure),
-            Err(_) => Attempt::Failed(Outcome::Reset),
+        match client.send(base, &x).await {
+            Ok((p, b)) => Attempt::Response(p, b),
+            Err(crate::h1::SendError::Connect) => Attempt::Failed(Outcome::ConnectFailure),
+            Err(crate::h1::SendError::Reset) => Attempt::Failed(Outcome::Reset),
         }
     };
+    // Pinned here so that both ways of awaiting share one copy of it.
+    tokio::pin!(fut);
     if deadline == Time::MAX {
         return fut.await;
     }

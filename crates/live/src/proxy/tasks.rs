@@ -157,17 +157,18 @@ async fn probe(
         sh.clock.sleep_until(deadline).await;
         return CheckResult::NetworkFailure;
     }
-    let url = format!("{}://{addr}{path}", client.scheme());
-    let Ok(req) = Request::get(url).body(Body::default()) else {
-        return CheckResult::NetworkFailure;
+    let (headers, body) = (hyper::HeaderMap::new(), bytes::Bytes::new());
+    let x = crate::h1::Exchange {
+        method: &hyper::Method::GET,
+        path,
+        headers: &headers,
+        body: &body,
+        limit: 1 << 20,
+        now: sh.clock.now(),
     };
     let fut = async {
-        match client.request(req).await {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                let _ = r.into_body().collect().await;
-                CheckResult::from_outcome(Outcome::Status(s))
-            }
+        match client.send(&format!("http://{addr}"), &x).await {
+            Ok((p, _)) => CheckResult::from_outcome(Outcome::Status(p.status.as_u16())),
             Err(_) => CheckResult::NetworkFailure,
         }
     };
