@@ -43,7 +43,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::{Nanos, Time};
 use meshsim_scenario::{Dist, EndpointSpec, QueueDiscipline, Step};
@@ -463,7 +462,7 @@ impl Backend {
     }
 }
 
-async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(st: Arc<State>, req: Request<crate::serve::ReqBody>) -> Response<Body> {
     let path = req.uri().path();
     if path == "/healthz" {
         // A stopped-the-world instance answers nothing until the pause ends.
@@ -850,7 +849,7 @@ async fn call(st: &State, sidecar: SocketAddr, service: &str, endpoint: Option<&
         .unwrap_or(false)
 }
 
-async fn admin(st: &State, cmd: String, req: Request<Incoming>) -> Response<Body> {
+async fn admin(st: &State, cmd: String, req: Request<crate::serve::ReqBody>) -> Response<Body> {
     match (req.method().clone(), cmd.as_str()) {
         (Method::GET, "stats") => {
             let s = &st.stats;

@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::Nanos;
 use tokio::sync::watch;
@@ -134,7 +133,7 @@ fn query(q: Option<&str>, key: &str) -> Option<String> {
     })
 }
 
-async fn handle(st: &State, req: Request<Incoming>) -> Response<Body> {
+async fn handle(st: &State, req: Request<crate::serve::ReqBody>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let q = req.uri().query().map(str::to_owned);
     if path == "/v1/outage" && req.method() == Method::POST {

@@ -32,7 +32,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use hyper::header::{
+    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING,
+};
 use hyper::http::response::Parts;
 use hyper::{HeaderMap, Method, Response, StatusCode, Version};
 use meshsim_core::{Nanos, Time};
@@ -74,9 +76,10 @@ pub struct Exchange<'a> {
     pub now: Time,
 }
 
-struct Conn {
-    stream: TcpStream,
-    buf: BytesMut,
+/// A connection and the bytes read from it but not yet consumed.
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    pub buf: BytesMut,
 }
 
 struct Idle {
@@ -228,7 +231,7 @@ impl Conn {
     }
 
     /// Reads more bytes into the buffer; 0 at the end of the stream.
-    async fn fill(&mut self, want: usize) -> std::io::Result<usize> {
+    pub(crate) async fn fill(&mut self, want: usize) -> std::io::Result<usize> {
         self.buf.reserve(want.clamp(8192, 1 << 20));
         self.stream.read_buf(&mut self.buf).await
     }
@@ -273,9 +276,11 @@ fn encode(addr: SocketAddr, x: &Exchange<'_>) -> Vec<u8> {
 }
 
 /// How an exchange failed.
-enum Failure {
+pub(crate) enum Failure {
     /// Not a byte of the answer arrived before the connection broke.
     Untouched,
+    /// The body is over the limit.
+    TooLarge,
     /// Anything else.
     Broken,
 }
@@ -336,6 +341,66 @@ enum Framing {
     ToEof,
 }
 
+/// What a message's headers say about its framing, with the headers.
+pub(crate) struct Fields {
+    pub headers: HeaderMap,
+    /// `Content-Length` (several values must agree).
+    pub length: Option<usize>,
+    /// A `Transfer-Encoding` is present ...
+    pub encoded: bool,
+    /// ... and its last coding is `chunked`.
+    pub chunked: bool,
+    /// The connection closes after this message (`Connection: close`, or
+    /// HTTP/1.0 without `keep-alive`).
+    pub close: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+}
+
+/// Reads parsed headers into a map and their framing; `None` if a name,
+/// a value or a `Content-Length` is invalid.
+pub(crate) fn fields(raw: &[httparse::Header<'_>], version: Version) -> Option<Fields> {
+    let mut f = Fields {
+        headers: HeaderMap::with_capacity(raw.len()),
+        length: None,
+        encoded: false,
+        chunked: false,
+        close: version == Version::HTTP_10,
+        expect_continue: false,
+    };
+    for h in raw {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(h.value).ok()?;
+        if name == CONTENT_LENGTH {
+            for v in value.to_str().ok()?.split(',') {
+                let n: usize = v.trim().parse().ok()?;
+                // Several values must agree (RFC 9110 section 8.6).
+                if f.length.is_some_and(|l| l != n) {
+                    return None;
+                }
+                f.length = Some(n);
+            }
+        } else if name == TRANSFER_ENCODING {
+            f.encoded = true;
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        } else if name == CONNECTION {
+            for t in h.value.split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    f.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                    f.close = false;
+                }
+            }
+        } else if name == EXPECT {
+            f.expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+        f.headers.append(name, value);
+    }
+    Some(f)
+}
+
 /// Parses a complete response head at the start of `buf`, or `None`
 /// when more bytes are needed.
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
@@ -363,39 +428,14 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
     } else {
         Version::HTTP_10
     };
-    let mut headers = HeaderMap::with_capacity(r.headers.len());
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut encoded = false;
-    let mut close = version == Version::HTTP_10;
-    for h in r.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Failure::Broken)?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| Failure::Broken)?;
-        if name == CONTENT_LENGTH {
-            for v in value.to_str().map_err(|_| Failure::Broken)?.split(',') {
-                let n: usize = v.trim().parse().map_err(|_| Failure::Broken)?;
-                // Several values must agree (RFC 9110 section 8.6).
-                if length.is_some_and(|l| l != n) {
-                    return Err(Failure::Broken);
-                }
-                length = Some(n);
-            }
-        } else if name == TRANSFER_ENCODING {
-            encoded = true;
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-        } else if name == CONNECTION {
-            for t in h.value.split(|&b| b == b',') {
-                let t = t.trim_ascii();
-                if t.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
-                }
-            }
-        }
-        headers.append(name, value);
-    }
+    let Fields {
+        headers,
+        length,
+        encoded,
+        chunked,
+        close,
+        ..
+    } = fields(r.headers, version).ok_or(Failure::Broken)?;
     // Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3).
     let framing = match (encoded, chunked, length) {
         (true, true, _) => Framing::Chunked,
@@ -456,7 +496,7 @@ async fn read_body(
 
 /// Decodes a chunked body (RFC 9112 section 7.1); extensions and
 /// trailers are read and dropped.
-async fn read_chunked(conn: &mut Conn, limit: usize) -> Result<Bytes, Failure> {
+pub(crate) async fn read_chunked(conn: &mut Conn, limit: usize) -> Result<Bytes, Failure> {
     let mut body = BytesMut::new();
     loop {
         let line = read_line(conn).await?;
@@ -478,7 +518,7 @@ async fn read_chunked(conn: &mut Conn, limit: usize) -> Result<Bytes, Failure> {
             }
         }
         if body.len().saturating_add(size) > limit {
-            return Err(Failure::Broken);
+            return Err(Failure::TooLarge);
         }
         while conn.buf.len() < size + 2 {
             if conn.fill(size + 2 - conn.buf.len()).await? == 0 {

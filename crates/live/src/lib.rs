@@ -21,6 +21,7 @@ pub mod backend;
 pub mod clock;
 pub mod discovery;
 pub mod h1;
+mod h1_server;
 pub mod http;
 pub mod jwt;
 pub mod load;

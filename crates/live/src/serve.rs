@@ -1,5 +1,6 @@
-//! The accept loop every live server shares: HTTP/1.1 with keep-alive (or
-//! HTTP/2 with prior knowledge),
+//! The accept loop every live server shares: HTTP/1.1 with keep-alive
+//! (meshsim's own connection loop, see `h1_server`), or HTTP/2 with prior
+//! knowledge (hyper),
 //! bounded header size and header read time, a cap on open connections,
 //! and graceful drain on shutdown. With [`Inbound`] TLS the listener
 //! requires mutual TLS: HTTP/2 or HTTP/1.1 by ALPN, the peer's SPIFFE ID
@@ -26,15 +27,20 @@ use crate::shutdown::Shutdown;
 #[serde(deny_unknown_fields, default)]
 pub struct ServerLimits {
     /// A client must send a request's complete headers within this time,
-    /// else the connection is closed (408 is not sent: hyper just closes).
+    /// else the connection is closed without an answer, as hyper does; the
+    /// idle time before a keep-alive connection's next request counts.
     pub header_read_timeout_ms: u64,
     /// Largest request head (request line and headers) in bytes; a larger
-    /// one is answered 431 (hyper's minimum is 8192).
+    /// one is answered 431 (at least 8192).
     pub max_header_bytes: usize,
     /// Open client connections at most; further ones are closed at once.
     pub max_connections: usize,
     /// On shutdown, how long requests in flight may take to finish.
     pub drain_timeout_ms: u64,
+    /// Largest request body read (HTTP/1.1); a larger one is answered 413
+    /// and the connection closed. The proxy raises it to its own
+    /// `max_body_bytes`.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ServerLimits {
@@ -44,6 +50,7 @@ impl Default for ServerLimits {
             max_header_bytes: 64 * 1024,
             max_connections: 16_384,
             drain_timeout_ms: 10_000,
+            max_body_bytes: 16 << 20,
         }
     }
 }
@@ -74,6 +81,51 @@ pub struct Inbound {
     pub stats: Arc<crate::tls::TlsStats>,
 }
 
+/// A request's body: hyper's stream (HTTP/2, TLS), or the whole body
+/// read by meshsim's own HTTP/1.1 server.
+#[derive(Debug)]
+pub enum ReqBody {
+    /// From hyper.
+    Hyper(Incoming),
+    /// Read whole (taken by the first frame).
+    Whole(Option<bytes::Bytes>),
+}
+
+impl hyper::body::Body for ReqBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match self.get_mut() {
+            ReqBody::Hyper(b) => std::pin::Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ReqBody::Whole(b) => std::task::Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(hyper::body::Frame::data(b))),
+            ),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Hyper(b) => b.is_end_stream(),
+            ReqBody::Whole(b) => b.as_ref().is_none_or(|b| b.is_empty()),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReqBody::Hyper(b) => b.size_hint(),
+            ReqBody::Whole(b) => {
+                hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
 /// The peer's identity on a mutual-TLS connection (`None` in plaintext),
 /// found in every request's extensions.
 #[derive(Clone, Debug, Default)]
@@ -87,7 +139,7 @@ pub async fn serve<F, Fut>(
     limits: ServerLimits,
     handler: F,
 ) where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<ReqBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
 {
     serve_with(listener, shutdown, limits, None, handler).await
@@ -101,10 +153,11 @@ pub async fn serve_with<F, Fut>(
     tls: Option<Inbound>,
     handler: F,
 ) where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<ReqBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
+    let clock = crate::clock::Clock::start();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -137,6 +190,7 @@ pub async fn serve_with<F, Fut>(
         let watcher = graceful.watcher();
         let (h1, h2) = (builder.clone(), h2.clone());
         let wait = Duration::from_millis(limits.header_read_timeout_ms);
+        let stop = shutdown.clone();
         if let Some(tls) = tls.clone() {
             tokio::spawn(async move {
                 // The handshake, like the request head, must finish in time.
@@ -163,7 +217,7 @@ pub async fn serve_with<F, Fut>(
                 let is_h2 = conn.alpn_protocol() == Some(b"h2".as_slice());
                 let svc = service_fn(move |mut req: Request<Incoming>| {
                     req.extensions_mut().insert(peer.clone());
-                    h(req)
+                    h(req.map(ReqBody::Hyper))
                 });
                 if is_h2 {
                     let _ = watcher
@@ -188,19 +242,23 @@ pub async fn serve_with<F, Fut>(
                 Ok(Err(_)) | Err(_) => return,
             };
             if is_h2 {
-                let conn = h2.serve_connection(TokioIo::new(stream), service_fn(h));
+                let svc = service_fn(move |req: Request<Incoming>| h(req.map(ReqBody::Hyper)));
+                let conn = h2.serve_connection(TokioIo::new(stream), svc);
                 let _ = watcher.watch(conn).await;
             } else {
-                let conn = h1.serve_connection(TokioIo::new(stream), service_fn(h));
-                let _ = watcher.watch(conn).await;
+                drop(watcher);
+                crate::h1_server::serve_connection(stream, limits, stop, clock, h).await;
             }
             drop(slot);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(
-        Duration::from_millis(limits.drain_timeout_ms),
-        graceful.shutdown(),
-    )
+    // hyper's connections (HTTP/2, TLS) drain through `graceful`; every
+    // connection holds a slot until it ends.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_millis(limits.drain_timeout_ms), async {
+        graceful.shutdown().await;
+        let _ = slots.acquire_many(all).await;
+    })
     .await;
 }

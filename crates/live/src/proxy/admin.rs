@@ -18,7 +18,6 @@
 //!   answers already on their way are lost); `[]` heals it.
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::balance::BalancerConfig;
 use meshsim_core::fault::FaultConfig;
@@ -28,7 +27,7 @@ use super::Shared;
 use crate::http::{self, Body};
 
 /// Serves one admin request.
-pub async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(sh: &Shared, req: Request<crate::serve::ReqBody>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/healthz") => http::text(StatusCode::OK, "ok\n"),

@@ -34,7 +34,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper::header::HOST;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::breaker::thresholds::Resource;
@@ -184,7 +183,9 @@ impl Proxy {
             )));
         }
         let (sh, sd) = (shared.clone(), shutdown.clone());
-        let limits = shared.config.limits;
+        let mut limits = shared.config.limits;
+        // The server reads no more of a body than the proxy would buffer.
+        limits.max_body_bytes = shared.config.max_body_bytes;
         tasks.push(tokio::spawn(async move {
             crate::serve::serve_with(listener, sd, limits, inbound, move |req| {
                 let sh = sh.clone();
@@ -306,7 +307,7 @@ fn strip_hop_by_hop(h: &mut hyper::HeaderMap) {
 
 /// The host of a request without its port (as sent: compare it without
 /// regard to case).
-fn host_of(req: &Request<Incoming>) -> Option<&str> {
+fn host_of(req: &Request<crate::serve::ReqBody>) -> Option<&str> {
     if let Some(a) = req.uri().authority() {
         return Some(a.host());
     }
@@ -342,7 +343,7 @@ pub fn route<'a>(shared: &'a Shared, host: Option<&str>, path: &str) -> Option<&
     (shared.clusters.len() == 1).then(|| &shared.clusters[0])
 }
 
-async fn handle(sh: &Shared, req: Request<Incoming>) -> Response<Body> {
+async fn handle(sh: &Shared, req: Request<crate::serve::ReqBody>) -> Response<Body> {
     if req.method() == Method::CONNECT {
         return http::text(
             StatusCode::METHOD_NOT_ALLOWED,

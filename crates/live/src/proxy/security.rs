@@ -145,7 +145,7 @@ impl Security {
     /// refuses it.
     pub fn check(
         &self,
-        req: &hyper::Request<hyper::body::Incoming>,
+        req: &hyper::Request<crate::serve::ReqBody>,
     ) -> Option<hyper::Response<Body>> {
         if let Some(v) = &self.jwt {
             let auth = req
