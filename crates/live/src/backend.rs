@@ -51,7 +51,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
-use crate::http::{self, Body, HttpClient, INSTANCE_HEADER};
+use crate::http::{self, Body, INSTANCE_HEADER};
 use crate::sample::Sampler;
 use crate::shutdown::Shutdown;
 
@@ -386,7 +386,8 @@ struct State {
     started: AtomicU64,
     stats: Stats,
     clock: Clock,
-    client: HttpClient,
+    /// To its own sidecar (meshsim's HTTP/1.1 client, as the proxy's).
+    client: crate::h1::Client,
     body: Bytes,
     name: hyper::header::HeaderValue,
 }
@@ -420,7 +421,11 @@ impl Backend {
             started: AtomicU64::new(0),
             stats: Stats::default(),
             clock: Clock::start(),
-            client: http::client(256, std::time::Duration::from_secs(30)),
+            client: crate::h1::Client::new(
+                256,
+                Nanos::from_secs(30),
+                std::time::Duration::from_secs(2),
+            ),
             body: Bytes::from(vec![b'x'; cfg.response_bytes as usize]),
             name: hyper::header::HeaderValue::from_str(&name).map_err(|_| {
                 BackendError::Config(format!("service name {name:?} is not a valid header value"))
@@ -827,19 +832,24 @@ async fn join_all<F: std::future::Future<Output = bool>>(
 /// One downstream call through the sidecar; `true` on a 2xx–4xx answer.
 async fn call(st: &State, sidecar: SocketAddr, service: &str, endpoint: Option<&str>) -> bool {
     let path = endpoint.map_or_else(|| "/".to_owned(), |e| format!("/{e}"));
-    let Ok(req) = Request::builder()
-        .uri(format!("http://{sidecar}{path}"))
-        .header(hyper::header::HOST, service)
-        .body(Body::default())
-    else {
+    let Ok(host) = hyper::header::HeaderValue::from_str(service) else {
         return false;
     };
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert(hyper::header::HOST, host);
+    let body = bytes::Bytes::new();
+    let x = crate::h1::Exchange {
+        method: &Method::GET,
+        path: &path,
+        headers: &headers,
+        body: &body,
+        // The answer is read whole and dropped; its size is the scenario's.
+        limit: 1 << 30,
+        now: st.clock.now(),
+    };
     let fut = async {
-        match st.client.request(req).await {
-            Ok(resp) => {
-                let ok = resp.status().as_u16() < 500;
-                ok && resp.into_body().collect().await.is_ok()
-            }
+        match st.client.send(sidecar, &x).await {
+            Ok((p, _)) => p.status.as_u16() < 500,
             Err(_) => false,
         }
     };
