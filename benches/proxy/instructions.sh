@@ -68,31 +68,7 @@ count meshsim "$MPORT" "$MPID"
 kill "$MPID"
 
 NPORT="$(free_port)"
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<CFG
-master_process off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 8000; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  upstream be { server 127.0.0.1:$BPORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NPORT;
-    location / {
-      proxy_pass http://be;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-CFG
+nginx_conf "$NPORT" "$BPORT" "master_process off;"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-nginx.out" \
   nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx.log" 2>&1 &
 PIDS+=($!)

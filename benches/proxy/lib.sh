@@ -71,3 +71,34 @@ field() {
   awk -F, -v scope="$2" -v col="$3" 'NR == 1 { for (i = 1; i <= NF; i++) idx[$i] = i; next }
     $1 == scope { print $(idx[col]) }' "$1/summary.csv"
 }
+
+# nginx_conf PORT BACKEND_PORT [EXTRA_MAIN_DIRECTIVE] -> writes
+# $WORK/nginx/nginx.conf: one worker proxying 127.0.0.1:PORT to the backend
+# over keep-alive HTTP/1.1, as every proxy benchmark configures it.
+nginx_conf() {
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<CFG
+${3:-}
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 8000; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream be { server 127.0.0.1:$2; keepalive 128; }
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CFG
+}
