@@ -19,14 +19,7 @@ SECS=4
 . "$ROOT/benches/proxy/lib.sh"
 scratch meshsim-proxy-instructions
 
-if ! command -v valgrind >/dev/null || ! command -v nginx >/dev/null; then
-  echo "installing valgrind and nginx (Debian packages)" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx >&2
-fi
-
-(cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
-MESHSIM="$ROOT/target/release/meshsim"
+need valgrind nginx
 
 start_meshsim backend --workers 1
 BACKEND="$ADDR"

@@ -1,7 +1,8 @@
 # Shared by benches/proxy/*.sh (sourced, not run): a scratch directory
 # with a cleanup, ports, starting meshsim processes, CPU ticks from /proc,
-# load runs and summary.csv fields. The caller calls `scratch NAME` first
-# and sets SECS (seconds per run) and MESHSIM (the binary).
+# load runs and summary.csv fields, nginx's configuration, and the
+# programs a script needs. The caller sets ROOT and SECS (seconds per run),
+# calls `scratch NAME` first, then `need PROGRAM...` (which sets MESHSIM).
 
 # Sets WORK to a fresh directory under /tmp and PIDS to an empty array;
 # on exit every PID in PIDS is killed and WORK removed.
@@ -101,4 +102,20 @@ http {
   }
 }
 CFG
+}
+
+# need PROGRAM... -> installs the Debian packages of the same names if any
+# is missing, then builds meshsim (release) and sets MESHSIM to it.
+need() {
+  local p missing=()
+  for p in "$@"; do
+    command -v "$p" >/dev/null || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]} (Debian packages)" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  fi
+  (cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
+  MESHSIM="$ROOT/target/release/meshsim"
 }

@@ -23,14 +23,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$ROOT/benches/proxy/lib.sh"
 scratch meshsim-proxy-bench
 
-if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
-  echo "installing haproxy and nginx (Debian packages)" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >&2
-fi
-
-(cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
-MESHSIM="$ROOT/target/release/meshsim"
+need haproxy nginx
 
 start_meshsim backend --workers 1
 BACKEND="$ADDR"

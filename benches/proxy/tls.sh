@@ -26,14 +26,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$ROOT/benches/proxy/lib.sh"
 scratch meshsim-tls-bench
 
-if ! command -v haproxy >/dev/null; then
-  echo "installing haproxy (Debian package)" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >&2
-fi
-
-(cd "$ROOT" && cargo build --release -q -p meshsim --bin meshsim)
-MESHSIM="$ROOT/target/release/meshsim"
+need haproxy
 
 # haproxy_info SOCKET FIELD -> a field of HAProxy's `show info`
 haproxy_info() {
