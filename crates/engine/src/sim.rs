@@ -84,8 +84,9 @@ struct Call {
     endpoint: u16,
     /// Attempts sent, to cancel the outstanding ones when the call ends.
     attempts: crate::slab::Refs,
-    /// Hedging state and its queued timer, when the policy hedges.
-    hedge: Option<(meshsim_core::retry::hedge::HedgeState, Option<Time>)>,
+    /// Hedging state and its queued timer, when the policy hedges (boxed:
+    /// it is most of a call's size, and most calls do not hedge).
+    hedge: Option<Box<(meshsim_core::retry::hedge::HedgeState, Option<Time>)>>,
     parent: Parent,
     sidecar: u32,
     retry: RetryState,
@@ -440,10 +441,10 @@ impl<'a> Sim<'a> {
         s.active += 1;
         let deadline = retry.next_deadline();
         let hedge = s.hedger.as_ref().map(|h| {
-            (
+            Box::new((
                 h.start(now, s.retry.per_try_timeout(), s.retry.conditions()),
                 None,
-            )
+            ))
         });
         let traced_parent = match &parent {
             Parent::Root { .. } => None,
@@ -638,7 +639,7 @@ impl<'a> Sim<'a> {
         // still win); the hedge state counts it, and the call fails once
         // every attempt has timed out or failed.
         if let Some(c) = self.calls.get_mut(call) {
-            if let Some((hs, _)) = &mut c.hedge {
+            if let Some((hs, _)) = c.hedge.as_deref_mut() {
                 if !c.done {
                     match hs.on_response(now, number, Outcome::Timeout) {
                         meshsim_core::retry::hedge::Resolution::Wait => self.arm_hedge(call),
@@ -692,7 +693,7 @@ impl<'a> Sim<'a> {
             }
             return;
         }
-        if let Some((hs, _)) = &mut c.hedge {
+        if let Some((hs, _)) = c.hedge.as_deref_mut() {
             if outcome.is_success() {
                 if let Some(h) = &mut s.hedger {
                     h.on_completion(done.latency);
@@ -1355,7 +1356,7 @@ impl<'a> Sim<'a> {
         if c.done {
             return;
         }
-        if let Some((hs, queued)) = &mut c.hedge {
+        if let Some((hs, queued)) = c.hedge.as_deref_mut() {
             // A deadline already passed is due now; the queued time is the
             // event's own, which `on_hedge_due` compares with.
             let next = hs.next_deadline().map(|at| at.max(self.now));
@@ -1373,7 +1374,7 @@ impl<'a> Sim<'a> {
         let Some(c) = self.calls.get_mut(call) else {
             return;
         };
-        let Some((hs, queued)) = &mut c.hedge else {
+        let Some((hs, queued)) = c.hedge.as_deref_mut() else {
             return;
         };
         if c.done || *queued != Some(at) {
