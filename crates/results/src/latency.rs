@@ -54,6 +54,7 @@ impl Latency {
     }
 
     /// Records one finished request.
+    #[inline]
     pub fn record(&mut self, latency_ns: u64, error: bool) {
         self.hist.saturating_record(latency_ns.clamp(1, HIGHEST_NS));
         self.count += 1;

@@ -236,6 +236,7 @@ impl LoadBalancer {
     }
 
     /// Chooses an endpoint for `req`, or `None` if no endpoint is available.
+    #[inline]
     pub fn pick(&mut self, req: &PickRequest, now: Time, rng: &mut dyn Rng) -> Option<EndpointId> {
         if self.hosts.is_empty() {
             return None;
@@ -265,6 +266,7 @@ impl LoadBalancer {
     }
 
     /// An attempt to `id` was sent.
+    #[inline]
     pub fn on_start(&mut self, id: EndpointId, now: Time) {
         if let Some(i) = self.hosts.index_of(id) {
             self.hosts.start(i);
@@ -276,6 +278,7 @@ impl LoadBalancer {
     /// set while the attempt was in flight, the completion settles that
     /// departed host's count (and not the count of a host that has since
     /// come back under the same id: old completions are charged first).
+    #[inline]
     pub fn on_complete(&mut self, id: EndpointId, done: &Completion, now: Time) {
         if self.hosts.finish_orphan(id) {
             self.algo.on_orphan_complete(&self.hosts, done, now);

@@ -218,6 +218,7 @@ impl Thresholds {
     }
 
     /// Takes one unit of `r`, or refuses it and counts the overflow.
+    #[inline]
     pub fn try_acquire(&mut self, r: Resource) -> Result<(), Rejection> {
         if self.can_acquire(r) {
             self.held[r.slot()] += 1;
@@ -240,6 +241,7 @@ impl Thresholds {
     }
 
     /// Gives back one unit of `r`; ignored if none is held.
+    #[inline]
     pub fn release(&mut self, r: Resource) {
         let h = &mut self.held[r.slot()];
         *h = h.saturating_sub(1);

@@ -72,6 +72,7 @@ impl RetryConditions {
     /// Whether `outcome` triggers a retry. `per_try_timeout` says whether a
     /// `Timeout` was a per-try timeout (retried like a reset) rather than
     /// the end of the route timeout (never retried).
+    #[inline]
     pub fn is_retriable(&self, outcome: Outcome, per_try_timeout: bool) -> bool {
         use RetryOn::*;
         let resetish = self.has(Reset) || self.has(FiveXx) || self.has(GatewayError);
