@@ -99,10 +99,7 @@ impl<E> EventQueue<E> {
             let before_heap = self.heap.peek().is_none_or(|h| f.key < h.key);
             let before_side = self.side.as_ref().is_none_or(|s| f.key < s.key);
             if before_heap && before_side {
-                return self
-                    .now
-                    .pop_front()
-                    .map(|e| (Time((e.key >> 64) as u64), e.event));
+                return self.now.pop_front().map(|e| self.popped(e));
             }
         }
         let side_first = match (&self.side, self.heap.peek()) {
@@ -115,11 +112,13 @@ impl<E> EventQueue<E> {
         } else {
             self.heap.pop()
         };
-        e.map(|e| {
-            let t = (e.key >> 64) as u64;
-            self.current = t;
-            (Time(t), e.event)
-        })
+        e.map(|e| self.popped(e))
+    }
+
+    fn popped(&mut self, e: Entry<E>) -> (Time, E) {
+        let t = (e.key >> 64) as u64;
+        self.current = t;
+        (Time(t), e.event)
     }
 }
 
