@@ -1,14 +1,14 @@
 //! Latency recording: an HDR histogram (3 significant digits) plus exact
 //! counts, mean and max.
 
-use hdrhistogram::Histogram;
+use crate::hdr::Hdr;
 
 use crate::{PercentileRow, SummaryRow, SPECTRUM};
 
 /// Latencies and outcomes of one scope over one period.
 #[derive(Clone, Debug)]
 pub struct Latency {
-    hist: Histogram<u64>,
+    hist: Hdr,
     count: u64,
     errors: u64,
     retries: u64,
@@ -41,9 +41,7 @@ impl Latency {
 
     fn with_digits(digits: u8) -> Latency {
         Latency {
-            // Bounds and precision are constants known to be valid.
-            hist: Histogram::new_with_bounds(1, HIGHEST_NS, digits)
-                .expect("valid histogram bounds"),
+            hist: Hdr::new(HIGHEST_NS, digits),
             count: 0,
             errors: 0,
             retries: 0,
@@ -56,7 +54,7 @@ impl Latency {
     /// Records one finished request.
     #[inline]
     pub fn record(&mut self, latency_ns: u64, error: bool) {
-        self.hist.saturating_record(latency_ns.clamp(1, HIGHEST_NS));
+        self.hist.record(latency_ns.clamp(1, HIGHEST_NS));
         self.count += 1;
         self.errors += u64::from(error);
         self.sum_ns += u128::from(latency_ns);
@@ -94,8 +92,7 @@ impl Latency {
 
     /// Adds another recorder's contents.
     pub fn merge(&mut self, other: &Latency) {
-        // Both histograms share bounds, so adding cannot fail.
-        let _ = self.hist.add(&other.hist);
+        self.hist.add(&other.hist);
         self.count += other.count;
         self.errors += other.errors;
         self.retries += other.retries;
