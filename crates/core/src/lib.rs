@@ -53,6 +53,7 @@ pub mod error;
 pub mod fault;
 pub mod health;
 pub mod limit;
+pub mod math;
 pub mod outlier;
 pub mod retry;
 pub mod rng;

@@ -62,7 +62,9 @@
 //!   instant; `done.latency` is the RTT).
 //! - Decision: [`Algorithm::pick`].
 //!
-//! There are no timers: decay is a function of `now`.
+//! There are no timers: decay is a function of `now`. The exponential is
+//! [`crate::math::exp`], not libm's, so estimates and picks have the same
+//! bits on every platform.
 
 use super::{remap_state, Algorithm, Hosts, Subset};
 use crate::endpoint::{Completion, PickRequest};
@@ -206,7 +208,7 @@ impl PeakEwma {
         if let (Some(ra), Some(rb)) = (self.rtts.get(a as usize), self.rtts.get(b as usize)) {
             if ra.stamp <= now && rb.stamp <= now {
                 let shift = (rb.stamp.0 as i64).wrapping_sub(ra.stamp.0 as i64) as f64;
-                let factor = (shift / self.decay_ns).exp();
+                let factor = crate::math::exp(shift / self.decay_ns);
                 if factor.is_finite() && factor > 0.0 {
                     let wa = ra.ns * f64::from(hosts.active(a).saturating_add(1));
                     let wb = rb.ns * f64::from(hosts.active(b).saturating_add(1));
@@ -220,7 +222,7 @@ impl PeakEwma {
     /// `exp(−(now − since)/τ)`; 1 when `now` is not after `since`.
     fn decay_factor(&self, since: Time, now: Time) -> f64 {
         let elapsed = now.saturating_since(since).as_nanos() as f64;
-        (-elapsed / self.decay_ns).exp()
+        crate::math::exp(-elapsed / self.decay_ns)
     }
 
     /// Makes sure there is an estimate for every host (new ones start fresh).
