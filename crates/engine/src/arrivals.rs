@@ -33,6 +33,9 @@ pub(crate) struct OpenArrivals {
     phases: Vec<Phase>,
     diurnal: Option<(f64, f64, f64)>,
     peak: f64,
+    /// The mean gap at the peak rate, 1e9 / peak nanoseconds (a
+    /// multiplication per arrival instead of a division).
+    peak_gap_ns: f64,
     constant: bool,
     recorded: Option<Recorded>,
 }
@@ -45,6 +48,7 @@ impl OpenArrivals {
                 phases: Vec::new(),
                 diurnal: None,
                 peak: 0.0,
+                peak_gap_ns: 0.0,
                 constant: false,
                 recorded: Some(Recorded {
                     times: t.times.iter().map(|&d| Time(d.as_nanos())).collect(),
@@ -83,6 +87,7 @@ impl OpenArrivals {
             phases,
             diurnal,
             peak,
+            peak_gap_ns: 1e9 / peak,
             constant: w.arrivals == Arrivals::Constant,
             recorded: None,
         })
@@ -148,7 +153,7 @@ impl OpenArrivals {
         let mut t = now;
         loop {
             let e: f64 = Exp1.sample(rng);
-            t += Nanos(meshsim_core::round_to_u64(e * 1e9 / self.peak).max(1));
+            t += Nanos(meshsim_core::round_to_u64(e * self.peak_gap_ns).max(1));
             if t > end {
                 return None;
             }
