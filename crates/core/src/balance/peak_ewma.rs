@@ -150,7 +150,7 @@ impl PeakEwmaConfig {
             }
         };
         Ok(PeakEwma {
-            decay_ns: self.decay.as_nanos() as f64,
+            per_decay_ns: 1.0 / self.decay.as_nanos() as f64,
             default_rtt_ns: self.default_rtt.as_nanos() as f64,
             penalty_ns: penalty,
             rtts: Vec::new(),
@@ -170,7 +170,8 @@ struct RttEstimate {
 /// P2C over Peak-EWMA cost; see the module docs.
 #[derive(Clone, Debug)]
 pub struct PeakEwma {
-    decay_ns: f64,
+    /// 1/τ in 1/ns (a multiplication per decay instead of a division).
+    per_decay_ns: f64,
     default_rtt_ns: f64,
     /// `Some(rtt)` in penalize mode.
     penalty_ns: Option<f64>,
@@ -208,7 +209,7 @@ impl PeakEwma {
         if let (Some(ra), Some(rb)) = (self.rtts.get(a as usize), self.rtts.get(b as usize)) {
             if ra.stamp <= now && rb.stamp <= now {
                 let shift = (rb.stamp.0 as i64).wrapping_sub(ra.stamp.0 as i64) as f64;
-                let factor = crate::math::exp(shift / self.decay_ns);
+                let factor = crate::math::exp(shift * self.per_decay_ns);
                 if factor.is_finite() && factor > 0.0 {
                     let wa = ra.ns * f64::from(hosts.active(a).saturating_add(1));
                     let wb = rb.ns * f64::from(hosts.active(b).saturating_add(1));
@@ -222,7 +223,7 @@ impl PeakEwma {
     /// `exp(−(now − since)/τ)`; 1 when `now` is not after `since`.
     fn decay_factor(&self, since: Time, now: Time) -> f64 {
         let elapsed = now.saturating_since(since).as_nanos() as f64;
-        crate::math::exp(-elapsed / self.decay_ns)
+        crate::math::exp(-elapsed * self.per_decay_ns)
     }
 
     /// Makes sure there is an estimate for every host (new ones start fresh).
