@@ -205,19 +205,40 @@ impl PeakEwma {
     /// when the costs agree to about 1e-16, where either pick is right.
     /// Hosts without an estimate yet, a stamp after `now`, or a factor
     /// that overflows take the direct form.
+    ///
+    /// About half the time the exponential is not needed at all: the
+    /// factor is at most 1 when `b`'s stamp is the older (exp is monotone
+    /// and exactly 1 at 0), and rounding a product is monotone, so then
+    /// `wb < wa` already means `wb · factor < wa`; likewise at least 1 when
+    /// `b`'s is the newer, where `wb ≥ wa` already means the opposite.
     fn cheaper(&self, hosts: &Hosts, b: u32, a: u32, now: Time) -> bool {
         if let (Some(ra), Some(rb)) = (self.rtts.get(a as usize), self.rtts.get(b as usize)) {
             if ra.stamp <= now && rb.stamp <= now {
                 let shift = (rb.stamp.0 as i64).wrapping_sub(ra.stamp.0 as i64) as f64;
-                let factor = crate::math::exp(shift * self.per_decay_ns);
-                if factor.is_finite() && factor > 0.0 {
-                    let wa = ra.ns * f64::from(hosts.active(a).saturating_add(1));
-                    let wb = rb.ns * f64::from(hosts.active(b).saturating_add(1));
-                    return wb * factor < wa;
+                let x = shift * self.per_decay_ns;
+                let wa = ra.ns * f64::from(hosts.active(a).saturating_add(1));
+                let wb = rb.ns * f64::from(hosts.active(b).saturating_add(1));
+                // Within ±700 the factor is finite and positive, as below.
+                if x.abs() <= 700.0 {
+                    if x <= 0.0 && wb < wa {
+                        return true;
+                    }
+                    if x >= 0.0 && wb >= wa {
+                        return false;
+                    }
                 }
+                return self
+                    .scaled_cheaper(wb, x, wa)
+                    .unwrap_or_else(|| self.cost(hosts, b, now) < self.cost(hosts, a, now));
             }
         }
         self.cost(hosts, b, now) < self.cost(hosts, a, now)
+    }
+
+    /// `wb · e^x < wa`, or `None` if the factor overflows or vanishes.
+    fn scaled_cheaper(&self, wb: f64, x: f64, wa: f64) -> Option<bool> {
+        let factor = crate::math::exp(x);
+        (factor.is_finite() && factor > 0.0).then_some(wb * factor < wa)
     }
 
     /// `exp(−(now − since)/τ)`; 1 when `now` is not after `since`.
@@ -368,6 +389,47 @@ mod tests {
         }
         // Random costs tie to 1e-12 essentially never.
         assert!(disagreements <= 1, "{disagreements}");
+    }
+
+    /// The shortcut that skips the exponential never changes a pick: on
+    /// random states (ties in stamps and in-flight counts included), the
+    /// answer equals the full `wb · e^x < wa` exactly.
+    #[test]
+    fn skipping_the_exponential_changes_no_pick() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+        let (mut hosts, mut algo) = setup(2, &PeakEwmaConfig::default());
+        let mut unit = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let now = Time(3_600_000_000_000);
+        let (mut skipped, mut computed) = (0, 0);
+        for _ in 0..100_000 {
+            for (k, r) in algo.rtts.iter_mut().enumerate() {
+                // Few distinct values, so equal estimates and stamps are common.
+                r.ns = [1e6, 2e6, 3e6][(unit() * 3.0) as usize];
+                r.stamp = Time(now.0 - [0, 1_000_000, 50_000_000][(unit() * 3.0) as usize]);
+                while hosts.active(k as u32) > 0 {
+                    hosts.finish(k as u32);
+                }
+                for _ in 0..(unit() * 3.0) as u32 {
+                    hosts.start(k as u32);
+                }
+            }
+            let (ra, rb) = (algo.rtts[0], algo.rtts[1]);
+            let wa = ra.ns * f64::from(hosts.active(0) + 1);
+            let wb = rb.ns * f64::from(hosts.active(1) + 1);
+            let x = (rb.stamp.0 as i64 - ra.stamp.0 as i64) as f64 * algo.per_decay_ns;
+            let full = wb * crate::math::exp(x) < wa;
+            assert_eq!(algo.cheaper(&hosts, 1, 0, now), full, "{wb} e^{x} vs {wa}");
+            if (x <= 0.0 && wb < wa) || (x >= 0.0 && wb >= wa) {
+                skipped += 1;
+            } else {
+                computed += 1;
+            }
+        }
+        // Both paths were exercised.
+        assert!(
+            skipped > 10_000 && computed > 10_000,
+            "{skipped} {computed}"
+        );
     }
 
     #[test]
