@@ -101,6 +101,11 @@ impl Hdr {
         self.total += 1;
     }
 
+    /// Values recorded.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Adds `other`'s counts. With another layout (other digits or
     /// range), each of its slots counts at the slot's lowest value, as
     /// HdrHistogram's `add` does.
@@ -230,7 +235,7 @@ mod tests {
             both.record(v);
         }
         a.add(&b);
-        assert_eq!(a.total, 10_000);
+        assert_eq!(a.total(), 10_000);
         assert_eq!(a.counts, both.counts);
     }
 
@@ -241,7 +246,7 @@ mod tests {
             coarse.record(v);
         }
         fine.add(&coarse);
-        assert_eq!(fine.total, 4);
+        assert_eq!(fine.total(), 4);
         assert_eq!(fine.counts.iter().sum::<u64>(), 4);
         // 123,456 is in coarse bucket 9 (2^16 ≤ v < 2^17 with 2^8
         // sub-buckets): slot 241·2^9 = 123,392. Counted there, it lands in

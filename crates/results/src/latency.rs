@@ -8,8 +8,8 @@ use crate::{PercentileRow, SummaryRow, SPECTRUM};
 /// Latencies and outcomes of one scope over one period.
 #[derive(Clone, Debug)]
 pub struct Latency {
+    /// Also the count of requests recorded.
     hist: Hdr,
-    count: u64,
     errors: u64,
     retries: u64,
     sum_ns: u128,
@@ -42,7 +42,6 @@ impl Latency {
     fn with_digits(digits: u8) -> Latency {
         Latency {
             hist: Hdr::new(HIGHEST_NS, digits),
-            count: 0,
             errors: 0,
             retries: 0,
             sum_ns: 0,
@@ -55,7 +54,6 @@ impl Latency {
     #[inline]
     pub fn record(&mut self, latency_ns: u64, error: bool) {
         self.hist.record(latency_ns.clamp(1, HIGHEST_NS));
-        self.count += 1;
         self.errors += u64::from(error);
         self.sum_ns += u128::from(latency_ns);
         self.min_ns = self.min_ns.min(latency_ns);
@@ -69,21 +67,21 @@ impl Latency {
 
     /// Requests recorded.
     pub fn count(&self) -> u64 {
-        self.count
+        self.hist.total()
     }
 
     /// Mean in nanoseconds (0 when empty).
     pub fn mean_ns(&self) -> f64 {
-        if self.count == 0 {
+        if self.count() == 0 {
             0.0
         } else {
-            self.sum_ns as f64 / self.count as f64
+            self.sum_ns as f64 / self.count() as f64
         }
     }
 
     /// The `q`-quantile in nanoseconds (0 when empty).
     pub fn quantile_ns(&self, q: f64) -> u64 {
-        if self.count == 0 {
+        if self.count() == 0 {
             0
         } else {
             self.hist.value_at_quantile(q)
@@ -93,7 +91,6 @@ impl Latency {
     /// Adds another recorder's contents.
     pub fn merge(&mut self, other: &Latency) {
         self.hist.add(&other.hist);
-        self.count += other.count;
         self.errors += other.errors;
         self.retries += other.retries;
         self.sum_ns += other.sum_ns;
@@ -108,7 +105,7 @@ impl Latency {
         SPECTRUM
             .iter()
             .map(|&p| {
-                let ns = if self.count == 0 {
+                let ns = if self.count() == 0 {
                     0
                 } else if p >= 100.0 {
                     self.max_ns
@@ -136,16 +133,16 @@ impl Latency {
         let ms = |ns: f64| ns / 1e6;
         SummaryRow {
             scope: scope.to_owned(),
-            count: self.count,
+            count: self.count(),
             errors: self.errors,
             retries: self.retries,
-            error_rate: if self.count == 0 {
+            error_rate: if self.count() == 0 {
                 0.0
             } else {
-                self.errors as f64 / self.count as f64
+                self.errors as f64 / self.count() as f64
             },
             throughput_rps: if seconds > 0.0 {
-                self.count as f64 / seconds
+                self.count() as f64 / seconds
             } else {
                 0.0
             },
