@@ -1,11 +1,8 @@
 //! `meshsim run` end to end: files, columns, replications, bad input.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn meshsim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_meshsim"))
-}
+use common::{csv_rows, meshsim, scratch, text};
 
 /// `meshsim run SCENARIO [EXTRA…] --out OUT`.
 fn run(scenario: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
@@ -17,13 +14,6 @@ fn run(scenario: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std
         .arg(out)
         .output()
         .unwrap()
-}
-
-/// A fresh path under the system temp directory (removed first).
-fn scratch(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("meshsim-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    p
 }
 
 const SMALL: &str = r#"
@@ -171,4 +161,46 @@ fn bad_scenarios_fail_with_position_and_write_nothing() {
     );
     assert!(!out.exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `meshsim bench --quick`, the suite at smoke-test sizes: every case runs
+/// in its own child process and reports the requests it was sized for, all
+/// completed, with a positive event count. Nothing here is timed.
+#[test]
+fn bench_quick_runs_every_case_at_its_smoke_size() {
+    let o = meshsim().args(["bench", "--list"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // name, full size, quick size, description.
+    let cases: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_owned(), f[2].to_owned())
+        })
+        .collect();
+    assert!(cases.len() >= 6, "{}", text(&o));
+    let dir = scratch("bench-quick");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("bench.csv");
+    let o = meshsim()
+        .args(["bench", "--quick", "--out"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (header, rows) = csv_rows(&csv);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r[col("case")].clone(), r[col("requests")].clone()))
+        .collect();
+    assert_eq!(got, cases, "one row per case, at its quick size");
+    for r in &rows {
+        let events: u64 = r[col("events")].parse().unwrap();
+        let requests: u64 = r[col("requests")].parse().unwrap();
+        assert!(
+            events > requests,
+            "{r:?}: at least one event per request and more"
+        );
+    }
 }

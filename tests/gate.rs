@@ -169,3 +169,27 @@ fn live_runs_are_held_to_tolerances_in_the_worse_direction() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// meshsim's own gate: every scenario under `scenarios/ci/` reproduces its
+/// committed baseline in `results/baselines/ci/` exactly. A change that
+/// alters simulated behaviour fails here until its baselines are updated on
+/// purpose (README, "Regression gate").
+#[test]
+fn the_committed_ci_scenarios_match_their_baselines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut scenarios: Vec<_> = std::fs::read_dir(root.join("scenarios/ci"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    scenarios.sort();
+    assert!(
+        !scenarios.is_empty(),
+        "scenarios/ci holds the gate's scenarios"
+    );
+    let inputs: Vec<&Path> = scenarios.iter().map(|p| p.as_path()).collect();
+    let o = gate(&root.join("results/baselines/ci"), &inputs, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let all = format!("all {} scenarios match", scenarios.len());
+    assert!(text(&o).contains(&all), "{}", text(&o));
+}
