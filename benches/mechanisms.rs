@@ -126,8 +126,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let (now, _, outcome) = s.next();
             let mut st = policy.start(now);
-            st.on_attempt_start(now, EndpointId(1));
-            black_box(st.on_attempt_result(now, outcome, None, || true, &mut rng))
+            st.on_attempt_start(&policy, now, EndpointId(1));
+            black_box(st.on_attempt_result(&policy, now, outcome, None, || true, &mut rng))
         })
     });
 

@@ -546,13 +546,13 @@ impl<'a> Sim<'a> {
             return false;
         };
         s.lb.on_start(id, now);
-        c.retry.on_attempt_start(now, id);
+        c.retry.on_attempt_start(&s.retry, now, id);
         c.outstanding += 1;
         if retry {
             s.active_retries += 1;
         }
         let per_try = s.retry.per_try_timeout();
-        let attempt_deadline = c.retry.attempt_deadline(now);
+        let attempt_deadline = c.retry.attempt_deadline(&s.retry, now);
         let (zone, latency, callee) = (s.zone, s.latency, s.callee);
         let cpu = if s.shares_cores { s.cpu } else { s.cpu + s.cpu };
         let inst = self.w.services[callee as usize].first + id.0;
@@ -709,6 +709,7 @@ impl<'a> Sim<'a> {
         let (active, active_retries) = (s.active, s.active_retries);
         let budget = &mut s.budget;
         let decision = c.retry.on_attempt_result(
+            &s.retry,
             now,
             outcome,
             None,

@@ -3,7 +3,9 @@
 //! A [`BackoffConfig`] names one formula; [`Backoff`] is the per-request
 //! state that walks it (one per request, created by [`Backoff::new`] from a
 //! validated config, [`Backoff::next_delay`] once per retry,
-//! [`Backoff::reset`] to start over). All formulas draw through
+//! [`Backoff::reset`] to start over); [`BackoffCursor`] is that state
+//! without its config, for callers that keep the config elsewhere (a
+//! route's `RetryPolicy`). All formulas draw through
 //! [`crate::rng`], in nanoseconds.
 //!
 //! | `kind` | delay of retry k (k = 1, 2, …) | source | defaults |
@@ -266,10 +268,7 @@ impl BackoffConfig {
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     config: BackoffConfig,
-    /// Retries drawn since the start or the last reset.
-    step: u32,
-    /// Envoy: the current interval. Decorrelated: the previous delay.
-    carry: Nanos,
+    cursor: BackoffCursor,
 }
 
 impl Backoff {
@@ -277,19 +276,55 @@ impl Backoff {
     /// [`BackoffConfig::validate`].
     pub fn new(config: BackoffConfig) -> Backoff {
         debug_assert!(config.validate().is_ok(), "unvalidated {config:?}");
-        let mut b = Backoff {
+        Backoff {
             config,
-            step: 0,
-            carry: Nanos::ZERO,
-        };
-        b.reset();
-        b
+            cursor: BackoffCursor::new(&config),
+        }
     }
 
     /// Starts the sequence over (gRPC does this after a server pushback).
     pub fn reset(&mut self) {
+        self.cursor.reset(&self.config);
+    }
+
+    /// Retries drawn since the start or the last reset.
+    pub fn retries(&self) -> u32 {
+        self.cursor.retries()
+    }
+
+    /// The delay before the next retry.
+    pub fn next_delay(&mut self, rng: &mut dyn Rng) -> Nanos {
+        self.cursor.next_delay(&self.config, rng)
+    }
+}
+
+/// Where one request is in its back-off sequence, without the sequence's
+/// configuration: what a [`Backoff`] holds besides its config, for callers
+/// that keep the config once (a route's policy) and this per request
+/// (`RetryState`). Every method takes the config the cursor was made for.
+#[derive(Clone, Copy, Debug)]
+pub struct BackoffCursor {
+    /// Retries drawn since the start or the last reset.
+    step: u32,
+    /// Envoy: the current interval. Decorrelated: the previous delay.
+    carry: Nanos,
+}
+
+impl BackoffCursor {
+    /// The start of `config`'s sequence.
+    pub fn new(config: &BackoffConfig) -> BackoffCursor {
+        let mut c = BackoffCursor {
+            step: 0,
+            carry: Nanos::ZERO,
+        };
+        c.reset(config);
+        c
+    }
+
+    /// Starts the sequence over.
+    pub fn reset(&mut self, config: &BackoffConfig) {
         self.step = 0;
-        self.carry = match self.config {
+        self.carry = match config {
             BackoffConfig::Envoy(c) => c.base_interval,
             _ => Nanos::ZERO,
         };
@@ -300,11 +335,11 @@ impl Backoff {
         self.step
     }
 
-    /// The delay before the next retry.
-    pub fn next_delay(&mut self, rng: &mut dyn Rng) -> Nanos {
+    /// The delay before the next retry under `config`.
+    pub fn next_delay(&mut self, config: &BackoffConfig, rng: &mut dyn Rng) -> Nanos {
         self.step = self.step.saturating_add(1);
         let k = self.step;
-        match self.config {
+        match *config {
             BackoffConfig::Envoy(c) => {
                 let max = c.max();
                 let bound = self.carry;

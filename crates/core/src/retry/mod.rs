@@ -46,7 +46,7 @@ pub mod hedge;
 pub mod latency;
 pub mod policy;
 
-pub use backoff::{Backoff, BackoffConfig, RetryAfterConfig};
+pub use backoff::{Backoff, BackoffConfig, BackoffCursor, RetryAfterConfig};
 pub use budget::{RetryBudget, RetryBudgetConfig};
 pub use deadline::{child_timeout, Deadline};
 pub use hedge::{HedgeConfig, HedgeMode, HedgeState, Hedger, Resolution};

@@ -64,7 +64,7 @@
 
 use core::fmt;
 
-use super::backoff::{Backoff, BackoffConfig, RetryAfterConfig};
+use super::backoff::{BackoffConfig, BackoffCursor, RetryAfterConfig};
 pub use super::conditions::{RetryConditions, RetryOn};
 use crate::endpoint::{EndpointId, Outcome};
 use crate::error::ConfigError;
@@ -205,8 +205,6 @@ impl RetryPolicy {
     /// A request starts now: the route timer starts.
     pub fn start(&self, now: Time) -> RetryState {
         RetryState {
-            conditions: self.conditions,
-            per_try: self.per_try,
             deadline: if self.timeout == Nanos::ZERO {
                 Time::MAX
             } else {
@@ -214,9 +212,7 @@ impl RetryPolicy {
             },
             retries_left: self.num_retries,
             attempts: 0,
-            backoff: Backoff::new(self.backoff),
-            retry_after: self.retry_after,
-            previous_hosts: self.previous_hosts,
+            backoff: BackoffCursor::new(&self.backoff),
             tried: Vec::new(),
             finished: false,
         }
@@ -255,17 +251,17 @@ impl fmt::Display for RetryDecision {
     }
 }
 
-/// One request's retry state; see the module docs.
+/// One request's retry state; see the module docs. It holds only what
+/// changes during the request: the methods that need the route's settings
+/// take the [`RetryPolicy`] that started it (kept once per route, not
+/// copied into every request).
 #[derive(Clone, Debug)]
 pub struct RetryState {
-    conditions: RetryConditions,
-    per_try: Option<Nanos>,
     deadline: Time,
     retries_left: u32,
     attempts: u32,
-    backoff: Backoff,
-    retry_after: Option<RetryAfterConfig>,
-    previous_hosts: bool,
+    backoff: BackoffCursor,
+    /// Hosts attempted, kept only with the `previous_hosts` predicate.
     tried: Vec<EndpointId>,
     finished: bool,
 }
@@ -296,15 +292,16 @@ impl RetryState {
         &self.tried
     }
 
-    /// The `previous_hosts` predicate: reject a host already attempted.
+    /// The `previous_hosts` predicate: reject a host already attempted
+    /// (hosts are recorded only when the policy has the predicate).
     pub fn should_reject_host(&self, id: EndpointId) -> bool {
-        self.previous_hosts && self.tried.contains(&id)
+        self.tried.contains(&id)
     }
 
     /// When an attempt sent at `now` times out: `now + per_try_timeout`,
     /// but never after the route deadline.
-    pub fn attempt_deadline(&self, now: Time) -> Time {
-        match self.per_try {
+    pub fn attempt_deadline(&self, policy: &RetryPolicy, now: Time) -> Time {
+        match policy.per_try {
             Some(p) => (now + p).min(self.deadline),
             None => self.deadline,
         }
@@ -316,9 +313,9 @@ impl RetryState {
     }
 
     /// An attempt to `host` is sent.
-    pub fn on_attempt_start(&mut self, _now: Time, host: EndpointId) {
+    pub fn on_attempt_start(&mut self, policy: &RetryPolicy, _now: Time, host: EndpointId) {
         self.attempts += 1;
-        if self.previous_hosts {
+        if policy.previous_hosts {
             self.tried.push(host);
         }
     }
@@ -338,6 +335,7 @@ impl RetryState {
     /// allows a retry, and should withdraw when it agrees.
     pub fn on_attempt_result(
         &mut self,
+        policy: &RetryPolicy,
         now: Time,
         outcome: Outcome,
         retry_after: Option<Nanos>,
@@ -346,10 +344,10 @@ impl RetryState {
     ) -> RetryDecision {
         debug_assert!(!self.finished, "result after the request ended");
         let expired = now >= self.deadline;
-        let per_try = outcome == Outcome::Timeout && self.per_try.is_some() && !expired;
+        let per_try = outcome == Outcome::Timeout && policy.per_try.is_some() && !expired;
         let decision = if outcome == Outcome::Timeout && !per_try {
             RetryDecision::GiveUp(GiveUpReason::DeadlineExceeded)
-        } else if !self.conditions.is_retriable(outcome, per_try) {
+        } else if !policy.conditions.is_retriable(outcome, per_try) {
             RetryDecision::Done
         } else if expired {
             RetryDecision::GiveUp(GiveUpReason::DeadlineExceeded)
@@ -360,11 +358,13 @@ impl RetryState {
             if !budget() {
                 RetryDecision::GiveUp(GiveUpReason::BudgetExhausted)
             } else {
-                let server = match (self.retry_after, retry_after, outcome) {
+                let server = match (policy.retry_after, retry_after, outcome) {
                     (Some(cfg), Some(i), Outcome::Status(_)) => cfg.delay(i, rng),
                     _ => None,
                 };
-                RetryDecision::RetryAfter(server.unwrap_or_else(|| self.backoff.next_delay(rng)))
+                RetryDecision::RetryAfter(
+                    server.unwrap_or_else(|| self.backoff.next_delay(&policy.backoff, rng)),
+                )
             }
         };
         self.finished = !matches!(decision, RetryDecision::RetryAfter(_));
@@ -407,15 +407,15 @@ mod tests {
             let st = st.get_or_insert_with(|| p.start(now));
             match *ev {
                 Ev::Send(h) => {
-                    st.on_attempt_start(now, EndpointId(h));
+                    st.on_attempt_start(&p, now, EndpointId(h));
                     format!(
                         "attempt {} to {h}, until {}",
                         st.attempts(),
-                        st.attempt_deadline(now)
+                        st.attempt_deadline(&p, now)
                     )
                 }
                 Ev::Got(o) => st
-                    .on_attempt_result(now, o, None, || true, &mut rng)
+                    .on_attempt_result(&p, now, o, None, || true, &mut rng)
                     .to_string(),
                 Ev::Timer => match st.on_timer(now) {
                     Some(d) => d.to_string(),
@@ -548,19 +548,17 @@ mod tests {
         let mut st = p.start(Time::ZERO);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
         assert!(!st.should_reject_host(EndpointId(0)));
-        st.on_attempt_start(Time::ZERO, EndpointId(0));
+        st.on_attempt_start(&p, Time::ZERO, EndpointId(0));
         assert!(st.should_reject_host(EndpointId(0)));
         assert!(!st.should_reject_host(EndpointId(1)));
-        st.on_attempt_result(Time(1), Outcome::Status(502), None, || true, &mut rng);
-        st.on_attempt_start(Time(2), EndpointId(1));
+        st.on_attempt_result(&p, Time(1), Outcome::Status(502), None, || true, &mut rng);
+        st.on_attempt_start(&p, Time(2), EndpointId(1));
         assert_eq!(st.tried_hosts(), &[EndpointId(0), EndpointId(1)]);
         assert!(st.should_reject_host(EndpointId(1)));
         // Without the predicate nothing is rejected or kept.
-        let mut plain = policy(&[RetryOn::FiveXx], 2)
-            .try_new()
-            .unwrap()
-            .start(Time::ZERO);
-        plain.on_attempt_start(Time::ZERO, EndpointId(0));
+        let plain_policy = policy(&[RetryOn::FiveXx], 2).try_new().unwrap();
+        let mut plain = plain_policy.start(Time::ZERO);
+        plain.on_attempt_start(&plain_policy, Time::ZERO, EndpointId(0));
         assert!(!plain.should_reject_host(EndpointId(0)));
         assert!(plain.tried_hosts().is_empty());
     }
@@ -573,6 +571,7 @@ mod tests {
         let mut st = p.start(Time::ZERO);
         let mut asked = 0;
         let d = st.on_attempt_result(
+            &p,
             Time(1),
             Outcome::Status(503),
             None,
@@ -586,7 +585,7 @@ mod tests {
         assert_eq!((asked, st.retries_left()), (1, 1));
         // A non-retriable outcome never asks the budget.
         let mut st = p.start(Time::ZERO);
-        let d = st.on_attempt_result(Time(1), Outcome::OK, None, || panic!("asked"), &mut rng);
+        let d = st.on_attempt_result(&p, Time(1), Outcome::OK, None, || panic!("asked"), &mut rng);
         assert_eq!(d, RetryDecision::Done);
     }
 
@@ -599,10 +598,10 @@ mod tests {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
         let mut st = p.start(Time::ZERO);
         assert_eq!(
-            st.attempt_deadline(Time::ZERO),
+            st.attempt_deadline(&p, Time::ZERO),
             Time(Nanos::from_secs(15).0)
         );
-        let d = st.on_attempt_result(Time(9), Outcome::Timeout, None, || true, &mut rng);
+        let d = st.on_attempt_result(&p, Time(9), Outcome::Timeout, None, || true, &mut rng);
         assert_eq!(d, RetryDecision::GiveUp(GiveUpReason::DeadlineExceeded));
         assert!(st.is_finished() && st.next_deadline().is_none());
     }
@@ -621,8 +620,14 @@ mod tests {
         let s = Nanos::from_secs;
         for _ in 0..200 {
             let mut st = p.start(Time::ZERO);
-            let d =
-                st.on_attempt_result(Time(1), Outcome::Status(429), Some(s(2)), || true, &mut rng);
+            let d = st.on_attempt_result(
+                &p,
+                Time(1),
+                Outcome::Status(429),
+                Some(s(2)),
+                || true,
+                &mut rng,
+            );
             // U[2s, 3s) from the server interval.
             let RetryDecision::RetryAfter(d) = d else {
                 panic!("{d:?}")
@@ -631,6 +636,7 @@ mod tests {
             // An interval above 300 s is ignored: the Envoy back-off's
             // first step, still [0, 25ms) because the server path did not advance it.
             let d = st.on_attempt_result(
+                &p,
                 Time(2),
                 Outcome::Status(429),
                 Some(s(301)),

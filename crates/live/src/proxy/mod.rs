@@ -543,7 +543,7 @@ async fn forward(
                     Ok(()) => {
                         c.mark_traffic();
                         c.lb.on_start(id, now);
-                        state.on_attempt_start(now, id);
+                        state.on_attempt_start(&c.retry, now, id);
                         c.active_requests += 1;
                         let base = c.endpoints.get_mut(&id).map(|e| {
                             e.active += 1;
@@ -551,12 +551,13 @@ async fn forward(
                             e.base.clone()
                         });
                         let net = c.net_draw(id);
-                        Ok((id, c.lb_gen, base.unwrap_or_default(), net))
+                        let deadline = state.attempt_deadline(&c.retry, now);
+                        Ok((id, c.lb_gen, base.unwrap_or_default(), net, deadline))
                     }
                 },
             }
         };
-        let (id, gen, base, net) = match picked {
+        let (id, gen, base, net, deadline) = match picked {
             Ok(p) => p,
             Err(status) => {
                 if retry {
@@ -570,7 +571,6 @@ async fn forward(
                 return http::text(status, msg);
             }
         };
-        let deadline = state.attempt_deadline(now);
         let client = cluster.client();
         let attempt = send(
             sh,
@@ -618,6 +618,7 @@ async fn forward(
             let thresholds = &mut c.thresholds;
             let mut refused_by = None;
             let d = state.on_attempt_result(
+                &c.retry,
                 end,
                 outcome,
                 retry_after,
