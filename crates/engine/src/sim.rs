@@ -835,9 +835,13 @@ impl<'a> Sim<'a> {
         } else {
             Outcome::LocalReject
         };
-        for a in attempts {
-            if let Some(at) = self.atts.remove(a) {
-                self.complete_attempt(at, cancel);
+        // With none outstanding every attempt has been completed (and
+        // removed) already: the usual case, a call ended by its answer.
+        if outstanding > 0 {
+            for a in attempts {
+                if let Some(at) = self.atts.remove(a) {
+                    self.complete_attempt(at, cancel);
+                }
             }
         }
         match parent {

@@ -139,10 +139,16 @@ impl ZoneRouting {
     }
 
     /// The zone to pick from, or `None` for "any zone".
+    #[inline]
     pub fn choose(&self, cfg: &ZoneAwareConfig, rng: &mut dyn Rng) -> Option<Zone> {
+        // Inlined up to here: without zones a pick pays one comparison.
         if matches!(self, ZoneRouting::Off) {
             return None;
         }
+        self.choose_zone(cfg, rng)
+    }
+
+    fn choose_zone(&self, cfg: &ZoneAwareConfig, rng: &mut dyn Rng) -> Option<Zone> {
         if cfg.routing_enabled_percent < 100.0
             && below(rng, 10_000) as f64 >= cfg.routing_enabled_percent * 100.0
         {

@@ -75,7 +75,7 @@ impl RetryConditions {
     #[inline]
     pub fn is_retriable(&self, outcome: Outcome, per_try_timeout: bool) -> bool {
         use RetryOn::*;
-        let resetish = self.has(Reset) || self.has(FiveXx) || self.has(GatewayError);
+        let resetish = || self.has(Reset) || self.has(FiveXx) || self.has(GatewayError);
         match outcome {
             Outcome::Status(s) => {
                 (self.has(FiveXx) && (500..600).contains(&s))
@@ -87,9 +87,9 @@ impl RetryConditions {
                             .get(usize::from(s / 64))
                             .is_some_and(|w| w & (1 << (s % 64)) != 0))
             }
-            Outcome::Reset => resetish,
-            Outcome::ConnectFailure => resetish || self.has(ConnectFailure),
-            Outcome::Timeout => per_try_timeout && resetish,
+            Outcome::Reset => resetish(),
+            Outcome::ConnectFailure => resetish() || self.has(ConnectFailure),
+            Outcome::Timeout => per_try_timeout && resetish(),
             Outcome::LocalReject => false,
         }
     }
