@@ -9,9 +9,10 @@
 //! asleep ([`Work::Sleep`], an I/O-bound service) or spinning on the CPU
 //! ([`Work::Cpu`]) — then makes the downstream calls of its script through
 //! its sidecar (steps in order, the calls of a parallel group at once, a
-//! `sleep` step holding the worker), and answers: 502 after a failed call,
-//! 500 with probability `error_rate`, else 200 with `response_bytes`
-//! bytes. The worker is held for the whole request, as the simulator's
+//! `sleep` step holding the worker), and answers: 500 after a failed call
+//! (as the simulator's worker does, so `retry_on = ["gateway-error"]`
+//! treats it alike in both modes) or with probability `error_rate`, else
+//! 200 with `response_bytes` bytes. The worker is held for the whole request, as the simulator's
 //! thread-per-request model holds it. Every response carries
 //! `x-meshsim-instance: <service>/<instance>`.
 //!
@@ -688,12 +689,7 @@ async fn serve_one(st: &State, endpoint: Option<usize>) -> Response<Body> {
     st.stats.requests.fetch_add(1, Ordering::Relaxed);
     if fail || downstream_failed {
         st.stats.errors.fetch_add(1, Ordering::Relaxed);
-        let status = if downstream_failed {
-            StatusCode::BAD_GATEWAY
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        };
-        return http::text(status, "error\n");
+        return http::text(StatusCode::INTERNAL_SERVER_ERROR, "error\n");
     }
     let mut r = Response::new(http_body_util::Full::new(st.body.clone()));
     *r.status_mut() = StatusCode::OK;

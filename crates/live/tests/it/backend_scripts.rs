@@ -243,8 +243,8 @@ async fn without_abort_on_error_the_script_runs_on_after_a_failed_call() {
         };
         let b = Backend::start(cfg).await.expect("backend");
         let (status, _) = get(b.addr, "/").await;
-        // Either way the request fails, as the simulator's does.
-        assert_eq!(status, 502, "abort_on_error = {abort}");
+        // Either way the request fails with a 500, as the simulator's does.
+        assert_eq!(status, 500, "abort_on_error = {abort}");
         let (_, st) = get(b.addr, "/admin/stats").await;
         let busy = stats(&st)["busy_s"].as_f64().expect("busy_s");
         if abort {

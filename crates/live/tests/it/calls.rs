@@ -67,8 +67,8 @@ async fn calls_run_in_order_and_parallel_groups_at_once() {
     for leaf in [&auth, &a, &b] {
         assert_eq!(requests(&get(leaf.addr, "/admin/stats").await.1), 1);
     }
-    // A failing callee fails the caller with 502.
+    // A failing callee fails the caller with a 500, as in the simulator.
     post(b.addr, "/admin/set", "{\"error_rate\": 1.0}").await;
-    assert_eq!(get(front.addr, "/").await.0, 502);
+    assert_eq!(get(front.addr, "/").await.0, 500);
     sidecar.stop().await;
 }
