@@ -55,11 +55,14 @@ impl ArrivalTrace {
     pub fn resolve(&mut self, base_dir: &Path) -> Result<(), String> {
         let path = base_dir.join(&self.file);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "cannot read arrival trace {}: {e}; relative paths are resolved against the \
-                 scenario file's directory",
-                path.display()
-            )
+            // The hint only where it explains the path: a relative file
+            // named in a scenario (`meshsim load` passes no base).
+            let hint = if self.file.is_relative() && !base_dir.as_os_str().is_empty() {
+                "; relative paths are resolved against the scenario file's directory"
+            } else {
+                ""
+            };
+            format!("cannot read arrival trace {}: {e}{hint}", path.display())
         })?;
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
             return Err(format!(
@@ -239,6 +242,34 @@ mod tests {
         let text = "time_ms,endpoint\n5,b\n1.5,a\n";
         let rows = parse_arrival_trace(text, "t.csv", None, Some("endpoint")).unwrap();
         assert_eq!(rows, [(0, "a".to_owned()), (3_500_000, "b".to_owned())]);
+    }
+
+    #[test]
+    fn a_missing_file_gets_the_relative_path_hint_only_from_a_scenario() {
+        let trace = |file: &str| ArrivalTrace {
+            file: file.into(),
+            column: None,
+            time_scale: 1.0,
+            endpoint_column: None,
+            times: Vec::new(),
+            endpoints: Vec::new(),
+        };
+        let hint = "resolved against the scenario file's directory";
+        // Relative, in a scenario: the path shown is the joined one.
+        let e = trace("nope.csv")
+            .resolve(Path::new("/no/such/dir"))
+            .unwrap_err();
+        assert!(
+            e.contains("/no/such/dir/nope.csv") && e.contains(hint),
+            "{e}"
+        );
+        // Absolute, or from the command line (no base): no hint.
+        let e = trace("/no/such/nope.csv")
+            .resolve(Path::new("/x"))
+            .unwrap_err();
+        assert!(e.contains("/no/such/nope.csv") && !e.contains(hint), "{e}");
+        let e = trace("nope.csv").resolve(Path::new("")).unwrap_err();
+        assert!(!e.contains(hint), "{e}");
     }
 
     #[test]
