@@ -18,7 +18,6 @@
 mod arrivals;
 mod model;
 mod queue;
-mod sample;
 mod sim;
 mod slab;
 mod streams;
@@ -26,8 +25,8 @@ mod tls;
 mod tracer;
 mod world;
 
+pub use meshsim_scenario::Sampler;
 pub use model::{simulate, simulate_traced, simulate_with_progress, Accounting, Output};
-pub use sample::Sampler;
 pub use streams::{replication_seed, stream};
 pub use tracer::{SampledRequest, TracedCall};
 

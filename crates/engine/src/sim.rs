@@ -179,7 +179,7 @@ pub(crate) struct Sim<'a> {
     arrival_rng: Xoshiro256PlusPlus,
     open: Option<crate::arrivals::OpenArrivals>,
     generated: u64,
-    think: Option<crate::sample::Sampler>,
+    think: Option<meshsim_scenario::Sampler>,
     think_rng: Xoshiro256PlusPlus,
     inst_rng: Vec<Xoshiro256PlusPlus>,
     net_rng: Xoshiro256PlusPlus,
@@ -236,7 +236,7 @@ impl<'a> Sim<'a> {
                 .workload
                 .think_time
                 .as_ref()
-                .map(crate::sample::Sampler::new)
+                .map(meshsim_scenario::Sampler::new)
                 .transpose()
                 .map_err(EngineError::Dist)?,
             think_rng: stream(seed, "think", 0),

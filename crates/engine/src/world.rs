@@ -13,9 +13,9 @@ use meshsim_core::{Endpoint, EndpointChange, Nanos, Time, Zone};
 use meshsim_scenario::{Scenario, CLIENT};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::sample::Sampler;
 use crate::streams::stream;
 use crate::EngineError;
+use meshsim_scenario::Sampler;
 
 /// A service.
 #[derive(Debug)]

@@ -53,8 +53,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
 use crate::http::{self, Body, INSTANCE_HEADER};
-use crate::sample::Sampler;
 use crate::shutdown::Shutdown;
+use meshsim_scenario::Sampler;
 
 /// The response header naming the endpoint a request ran (services with
 /// named endpoints).
@@ -606,7 +606,7 @@ async fn serve_one(st: &State, endpoint: Option<usize>) -> Response<Body> {
     let (work, fail) = {
         let knobs = knobs(st);
         let mut rng = st.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let mut d = sampler.sample(&mut rng);
+        let mut d = sampler.duration(&mut rng);
         if let Some(f) = knobs.latency_factor {
             d = d.mul_f64(f);
         }

@@ -27,7 +27,6 @@ pub mod jwt;
 pub mod load;
 pub mod orchestrate;
 pub mod proxy;
-pub mod sample;
 pub mod serve;
 pub mod shutdown;
 pub mod tls;

@@ -53,7 +53,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::http::{self, Body, INSTANCE_HEADER};
-use crate::sample::Sampler;
+use meshsim_scenario::Sampler;
 
 /// How requests arrive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -674,7 +674,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport, LoadError> {
             workers.push(tokio::spawn(async move {
                 loop {
                     if let Some(th) = &think {
-                        let at = t.clock.now() + th.sample(&mut rng);
+                        let at = t.clock.now() + th.duration(&mut rng);
                         if at >= end {
                             return;
                         }

@@ -29,6 +29,7 @@ mod faults;
 mod graph;
 mod mesh;
 mod network;
+pub mod sample;
 
 pub use arrival_trace::{parse_arrival_trace, ArrivalTrace};
 pub use dist::{parse_empirical, Dist, MixturePart};
@@ -37,6 +38,7 @@ pub use faults::{Fault, FaultKind};
 pub use graph::{Call, EndpointSpec, Step};
 pub use mesh::{AuthzPolicy, EdgePolicy, Mesh, Policy, Sidecar, Tls, CLIENT};
 pub use network::{Network, ZonePair};
+pub use sample::Sampler;
 
 use std::path::Path;
 

@@ -412,7 +412,7 @@ pub(crate) async fn black_hole(sh: &super::Shared, deadline: Time) -> super::Att
 /// A cluster's network emulation, ready to draw.
 #[derive(Debug)]
 pub struct NetState {
-    delays: BTreeMap<u16, crate::sample::Sampler>,
+    delays: BTreeMap<u16, meshsim_scenario::Sampler>,
     loss: f64,
     bandwidth_mbps: Option<f64>,
 }
@@ -435,7 +435,7 @@ impl NetState {
     fn new(cfg: &super::config::NetEmulation) -> Result<NetState, String> {
         let mut delays = BTreeMap::new();
         for z in &cfg.zone_delay {
-            delays.insert(z.zone, crate::sample::Sampler::new(&z.delay)?);
+            delays.insert(z.zone, meshsim_scenario::Sampler::new(&z.delay)?);
         }
         Ok(NetState {
             delays,
@@ -452,7 +452,7 @@ impl Inner {
         let net = self.net.as_ref()?;
         let zone = self.endpoints.get(&id).map_or(0, |e| e.spec.zone());
         let (out, back) = match net.delays.get(&zone) {
-            Some(s) => (s.sample(&mut self.rng), s.sample(&mut self.rng)),
+            Some(s) => (s.duration(&mut self.rng), s.duration(&mut self.rng)),
             None => (meshsim_core::Nanos::ZERO, meshsim_core::Nanos::ZERO),
         };
         let lost = net.loss > 0.0 && meshsim_core::rng::unit(&mut self.rng) < net.loss;

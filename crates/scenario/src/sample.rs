@@ -1,6 +1,9 @@
-//! Sampling service times from scenario distributions.
+//! Drawing from a scenario [`Dist`]: one sampler for both modes (the
+//! engine's service times, network delays and think times; the live
+//! backend's, the proxy's zone delays and the load generator's think
+//! times).
 
-use meshsim_scenario::Dist;
+use crate::Dist;
 use rand_distr::{Distribution, Exp, Gamma, LogNormal, Pareto, StandardUniform, Uniform};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -63,6 +66,7 @@ impl Sampler {
             Dist::Uniform { min, max } => Sampler::Uniform(
                 Uniform::new_inclusive(ns(*min), ns(*max)).map_err(|e| e.to_string())?,
             ),
+            // `validate` refused an empirical distribution without values.
             Dist::Empirical { values, .. } => Sampler::Empirical {
                 values: values.iter().map(|v| ns(*v)).collect(),
                 index: Uniform::new(0, values.len()).map_err(|e| e.to_string())?,
@@ -93,6 +97,11 @@ impl Sampler {
         meshsim_core::round_to_u64(self.draw(rng) * factor)
     }
 
+    /// One unscaled sample as a duration.
+    pub fn duration(&self, rng: &mut Xoshiro256PlusPlus) -> meshsim_core::Nanos {
+        meshsim_core::Nanos(self.sample(rng, 1.0))
+    }
+
     /// One unscaled sample in nanoseconds.
     fn draw(&self, rng: &mut Xoshiro256PlusPlus) -> f64 {
         match self {
@@ -118,8 +127,8 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MixturePart;
     use meshsim_core::Nanos;
-    use meshsim_scenario::MixturePart;
     use rand_core::SeedableRng;
 
     #[test]
