@@ -10,12 +10,11 @@ use meshsim_core::outlier::OutlierDetector;
 use meshsim_core::retry::budget::RetryBudget;
 use meshsim_core::retry::policy::RetryPolicy;
 use meshsim_core::{Endpoint, EndpointChange, Nanos, Time, Zone};
-use meshsim_scenario::{Scenario, CLIENT};
+use meshsim_scenario::{Sampler, Scenario, CLIENT};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::streams::stream;
 use crate::EngineError;
-use meshsim_scenario::Sampler;
 
 /// A service.
 #[derive(Debug)]

@@ -12,8 +12,8 @@
 //! `sleep` step holding the worker), and answers: 500 after a failed call
 //! (as the simulator's worker does, so `retry_on = ["gateway-error"]`
 //! treats it alike in both modes) or with probability `error_rate`, else
-//! 200 with `response_bytes` bytes. The worker is held for the whole request, as the simulator's
-//! thread-per-request model holds it. Every response carries
+//! 200 with `response_bytes` bytes. The worker is held for the whole
+//! request, as the simulator's thread-per-request model holds it. Every response carries
 //! `x-meshsim-instance: <service>/<instance>`.
 //!
 //! Named endpoints: a request to `/NAME` runs endpoint `NAME`'s service
@@ -46,7 +46,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response, StatusCode};
 use meshsim_core::{Nanos, Time};
-use meshsim_scenario::{Dist, EndpointSpec, QueueDiscipline, Step};
+use meshsim_scenario::{Dist, EndpointSpec, QueueDiscipline, Sampler, Step};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::{oneshot, watch};
@@ -54,7 +54,6 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::Clock;
 use crate::http::{self, Body, INSTANCE_HEADER};
 use crate::shutdown::Shutdown;
-use meshsim_scenario::Sampler;
 
 /// The response header naming the endpoint a request ran (services with
 /// named endpoints).

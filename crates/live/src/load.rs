@@ -47,13 +47,13 @@ use http_body_util::BodyExt;
 use hyper::{Method, Request, Uri};
 use meshsim_core::{Nanos, Time};
 use meshsim_results::{InstanceRow, Latency, Meta, RequestCounts, RunTables, TimeseriesRow};
+use meshsim_scenario::Sampler;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::http::{self, Body, INSTANCE_HEADER};
-use meshsim_scenario::Sampler;
 
 /// How requests arrive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -29,7 +29,7 @@ mod faults;
 mod graph;
 mod mesh;
 mod network;
-pub mod sample;
+mod sample;
 
 pub use arrival_trace::{parse_arrival_trace, ArrivalTrace};
 pub use dist::{parse_empirical, Dist, MixturePart};
