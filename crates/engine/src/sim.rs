@@ -398,7 +398,8 @@ impl<'a> Sim<'a> {
         let client = if user == OPEN {
             self.schedule_arrival();
             let c = self.next_client;
-            self.next_client = (self.next_client + 1) % n;
+            // Round robin over the clients, without a division per arrival.
+            self.next_client = if c + 1 >= n { 0 } else { c + 1 };
             c
         } else {
             user % n
@@ -557,7 +558,10 @@ impl<'a> Sim<'a> {
         let cpu = if s.shares_cores { s.cpu } else { s.cpu + s.cpu };
         let inst = self.w.services[callee as usize].first + id.0;
         let number = c.attempts.len() as u32;
-        let hedged = c.hedge.is_some();
+        let sc_idx = c.sidecar as usize;
+        if let Some((h, _)) = s.health.get_mut(id.0 as usize) {
+            h.on_traffic();
+        }
         let att = self.atts.insert(Attempt {
             number,
             call,
@@ -566,19 +570,12 @@ impl<'a> Sim<'a> {
             sent: now,
             retry,
         });
-        if let Some(c) = self.calls.get_mut(call) {
-            c.attempts.push(att);
-        }
+        c.attempts.push(att);
         if let Some(t) = self.tracer.as_mut() {
             t.on_attempt(call, att, number);
         }
-        let sc_idx = self.calls.get(call).map_or(0, |c| c.sidecar) as usize;
-        if let Some((h, _)) = self.w.sidecars[sc_idx].health.get_mut(id.0 as usize) {
-            h.on_traffic();
-        }
         // With hedging the per-try timer does not abandon the attempt: it
         // tells the hedge state (see `on_attempt_timeout`).
-        let _ = hedged;
         if per_try.is_some() && attempt_deadline != Time::MAX {
             self.q.push(attempt_deadline, Event::AttemptTimeout { att });
         }
@@ -894,16 +891,25 @@ impl<'a> Sim<'a> {
             return;
         };
         let inst = a.inst;
-        let endpoint = self.calls.get(a.call).map_or(0, |c| c.endpoint);
-        let (back_zone, back_latency, cpu, shares) = {
-            let c = self.calls.get(a.call);
-            let s = c.map(|c| &self.w.sidecars[c.sidecar as usize]);
-            (
-                s.map_or(0, |s| s.zone),
-                s.map_or(Nanos::ZERO, |s| s.latency),
-                s.map_or(Nanos::ZERO, |s| s.cpu),
-                s.is_some_and(|s| s.shares_cores),
-            )
+        // The caller's side, read once: its sidecar's zone, latency and CPU,
+        // and whether the callee's authorization denies it this endpoint.
+        let (endpoint, back_zone, back_latency, cpu, shares, denied) = match self.calls.get(a.call)
+        {
+            Some(c) => {
+                let s = &self.w.sidecars[c.sidecar as usize];
+                (
+                    c.endpoint,
+                    s.zone,
+                    s.latency,
+                    s.cpu,
+                    s.shares_cores,
+                    s.authz_denied
+                        .get(c.endpoint as usize)
+                        .copied()
+                        .unwrap_or(false),
+                )
+            }
+            None => (0, 0, Nanos::ZERO, Nanos::ZERO, false, false),
         };
         let i = &self.inst[inst as usize];
         if !i.up {
@@ -920,13 +926,6 @@ impl<'a> Sim<'a> {
         }
         // Authorization at the callee's sidecar: a denied call is answered
         // 403 there and never reaches a worker.
-        let denied = self.calls.get(a.call).is_some_and(|c| {
-            self.w.sidecars[c.sidecar as usize]
-                .authz_denied
-                .get(endpoint as usize)
-                .copied()
-                .unwrap_or(false)
-        });
         if denied {
             self.acct.authz_denied += 1;
             let zone = self.w.instances[inst as usize].zone;

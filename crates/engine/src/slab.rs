@@ -30,23 +30,22 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     /// Stores `v`.
+    #[inline]
     pub fn insert(&mut self, v: T) -> Ref {
         self.live += 1;
-        match self.free.pop() {
-            Some(idx) => {
-                let slot = &mut self.items[idx as usize];
-                slot.0 = slot.0.wrapping_add(1);
-                slot.1 = Some(v);
-                Ref { idx, gen: slot.0 }
-            }
+        // A new slot starts empty one generation before 0, so that both
+        // cases store the value in one place.
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
             None => {
-                self.items.push((0, Some(v)));
-                Ref {
-                    idx: (self.items.len() - 1) as u32,
-                    gen: 0,
-                }
+                self.items.push((u32::MAX, None));
+                (self.items.len() - 1) as u32
             }
-        }
+        };
+        let slot = &mut self.items[idx as usize];
+        slot.0 = slot.0.wrapping_add(1);
+        slot.1 = Some(v);
+        Ref { idx, gen: slot.0 }
     }
 
     /// The entry, if it is still the one `r` named.

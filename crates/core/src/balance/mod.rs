@@ -161,6 +161,10 @@ pub struct LoadBalancer {
     subsets: Vec<Vec<u32>>,
     routing: ZoneRouting,
     routing_panic: ZoneRouting,
+    /// [`LoadBalancer::in_panic`], kept by `rebuild_subsets` (which every
+    /// change of the host set or of a host's health runs), so a pick
+    /// reads a flag instead of working it out.
+    panic: bool,
 }
 
 impl LoadBalancer {
@@ -178,6 +182,7 @@ impl LoadBalancer {
             subsets: vec![Vec::new(), Vec::new()],
             routing: ZoneRouting::Off,
             routing_panic: ZoneRouting::Off,
+            panic: false,
         })
     }
 
@@ -209,6 +214,10 @@ impl LoadBalancer {
     /// empty set is not panic, and a set whose availability
     /// `min(100, OPF × healthy%)` is 100 is never in panic.
     pub fn in_panic(&self) -> bool {
+        self.panic
+    }
+
+    fn compute_panic(&self) -> bool {
         let total = self.hosts.len() as f64;
         let healthy = self.hosts.healthy_count() as f64;
         let opf = f64::from(self.common.overprovisioning_factor);
@@ -241,7 +250,7 @@ impl LoadBalancer {
         if self.hosts.is_empty() {
             return None;
         }
-        let panic = self.in_panic();
+        let panic = self.panic;
         let base = usize::from(!panic);
         let routing = if panic {
             &self.routing_panic
@@ -327,6 +336,7 @@ impl LoadBalancer {
             per_zone.iter().map(|p| p.1).enumerate().map(zone).collect();
         self.routing = ZoneRouting::build(&self.common.zone_aware, &healthy, &self.local);
         self.routing_panic = ZoneRouting::build(&self.common.zone_aware, &all, &self.local);
+        self.panic = self.compute_panic();
     }
 }
 
