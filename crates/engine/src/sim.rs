@@ -786,6 +786,13 @@ impl<'a> Sim<'a> {
 
     /// The call's result is final: report it to its parent.
     fn finish_call(&mut self, call: Ref, outcome: Outcome) {
+        self.end_call(call, outcome, true);
+    }
+
+    /// Ends the call with `outcome`, cancelling its outstanding attempts;
+    /// its latency enters the service's table only if `observed` (a call
+    /// whose caller has crashed ends unseen).
+    fn end_call(&mut self, call: Ref, outcome: Outcome, observed: bool) {
         let now = self.now;
         let Some(c) = self.calls.get_mut(call) else {
             return;
@@ -817,7 +824,7 @@ impl<'a> Sim<'a> {
             self.calls.remove(call);
         }
         self.prune_route_timers(sidecar);
-        if now >= self.warmup {
+        if observed && now >= self.warmup {
             let st = &mut self.svc_stats[callee];
             st.calls.record((now - start).as_nanos(), error);
             if let Some(e) = st.endpoints.get_mut(endpoint) {
@@ -855,7 +862,7 @@ impl<'a> Sim<'a> {
             }
             Parent::Work(w) => {
                 let Some(work) = self.works.get_mut(w) else {
-                    return; // the caller's instance crashed meanwhile
+                    return; // the caller crashed (see `crash`)
                 };
                 work.pending -= 1;
                 work.failed |= error;
@@ -1333,6 +1340,24 @@ impl<'a> Sim<'a> {
             .into_iter()
             .filter(|&r| self.works.get(r).is_some_and(|w| w.inst == g))
             .collect();
+        // The calls that work was making end with it: its connections to
+        // its sidecar close, and the sidecar resets their streams still
+        // out and retries, hedges and times out nothing more (Envoy's
+        // router resets its upstream requests and drops its retry timer
+        // when the downstream goes away). No caller sees their latency.
+        // The callees' work on them carries on; its answers go nowhere.
+        // (`refs` lists slots in order, so `works` is sorted.)
+        let orphans: Vec<Ref> = self
+            .calls
+            .refs()
+            .into_iter()
+            .filter(|&c| {
+                self.calls.get(c).is_some_and(|c| {
+                    !c.done
+                        && matches!(c.parent, Parent::Work(w) if works.binary_search(&w).is_ok())
+                })
+            })
+            .collect();
         for work in works {
             let Some(wk) = self.works.remove(work) else {
                 continue;
@@ -1350,6 +1375,10 @@ impl<'a> Sim<'a> {
                     outcome: Outcome::Reset,
                 },
             );
+        }
+        // After the work is gone, so that no script step follows.
+        for call in orphans {
+            self.end_call(call, Outcome::LocalReject, false);
         }
     }
 
