@@ -93,7 +93,6 @@ impl Sampler {
     }
 
     /// One sample in nanoseconds, scaled by `factor`, at least 0.
-    #[inline]
     pub fn sample(&self, rng: &mut Xoshiro256PlusPlus, factor: f64) -> u64 {
         meshsim_core::round_to_u64(self.draw(rng) * factor)
     }
@@ -104,7 +103,6 @@ impl Sampler {
     }
 
     /// One unscaled sample in nanoseconds.
-    #[inline]
     fn draw(&self, rng: &mut Xoshiro256PlusPlus) -> f64 {
         match self {
             Sampler::Constant(v) => *v,

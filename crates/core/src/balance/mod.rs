@@ -217,6 +217,7 @@ impl LoadBalancer {
         self.panic
     }
 
+    /// The rule above, from the hosts as they are now.
     fn compute_panic(&self) -> bool {
         let total = self.hosts.len() as f64;
         let healthy = self.hosts.healthy_count() as f64;

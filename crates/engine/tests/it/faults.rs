@@ -204,7 +204,7 @@ at = "1005ms"
     assert!(db.len() > 150, "{}", db.len());
     let cut: Vec<_> = db
         .iter()
-        .filter(|c| c.call_start < crash && c.call_end.is_some_and(|e| e > crash - 1))
+        .filter(|c| c.call_start < crash && c.call_end.is_some_and(|e| e >= crash))
         .filter(|c| c.attempts < 4)
         .collect();
     // web 0 takes every other request, 100 per second, and each holds its
