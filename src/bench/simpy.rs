@@ -76,7 +76,7 @@ fn meshsim_side(model: &str, requests: u64) -> anyhow::Result<(Side, u64)> {
     let k = means.len() as f64;
     anyhow::ensure!(k >= 2.0, "too few windows for an error estimate");
     let m = means.iter().sum::<f64>() / k;
-    let var = means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (k - 1.0);
+    let var = means.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (k - 1.0);
     Ok((
         Side {
             mean_ms: e2e.mean_ms,
@@ -149,7 +149,7 @@ pub fn run(python: &Path, quick: bool, out: Option<&Path>) -> anyhow::Result<Exi
         // Two independent estimates of one mean: their difference has
         // standard error √(se₁² + se₂²); 4 of those is exceeded by chance
         // with probability 6·10⁻⁵ under normality of the batch means.
-        let tol = 4.0 * (ours.se_ms.powi(2) + theirs.se_ms.powi(2)).sqrt();
+        let tol = 4.0 * (ours.se_ms * ours.se_ms + theirs.se_ms * theirs.se_ms).sqrt();
         let diff = (ours.mean_ms - theirs.mean_ms).abs();
         let ok = diff <= tol;
         agree &= ok;

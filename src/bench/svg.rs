@@ -1,6 +1,8 @@
 //! Line charts as plain SVG: the viewer lays out the text, so nothing here
 //! needs font metrics (plotters' SVG backend does, and without a bundled
 //! font it cannot place a caption).
+// Log axes take libm's `log10`/`powf`: positions on a drawing, not results.
+#![allow(clippy::disallowed_methods)]
 
 use std::fmt::Write as _;
 

@@ -52,11 +52,22 @@ fn compare_finds_the_balancer_that_hides_a_slow_instance() {
         .unwrap();
     // Round robin sends a third of the load to an instance five times
     // slower (ρ = 1.25 there: it saturates); P2C steers around it. Five
-    // replications a side separate completely, so Mann-Whitney's exact
-    // p is 2/252 and the verdict is significant.
+    // replications a side separate completely and the verdict is
+    // significant.
     assert_eq!(p99[col("verdict")], "B lower", "{p99:?}");
     assert_eq!(p99[col("a_n")], "5");
     let p: f64 = p99[col("p_value")].parse().unwrap();
+    assert!(p < 0.05, "{p}");
+    // The means separate completely too, and cannot tie (quantiles come
+    // from histogram buckets and can: two replications with the same p99
+    // take the normal approximation instead), so Mann-Whitney's exact p
+    // is the least possible for 5 against 5: 2/252.
+    let mean = rows
+        .iter()
+        .find(|r| r[col("scope")] == "end_to_end" && r[col("metric")] == "mean_ms")
+        .unwrap();
+    assert_eq!(mean[col("verdict")], "B lower", "{mean:?}");
+    let p: f64 = mean[col("p_value")].parse().unwrap();
     assert!((p - 2.0 / 252.0).abs() < 1e-9, "{p}");
     let hi: f64 = p99[col("ci_high")].parse().unwrap();
     assert!(hi < 0.0, "the interval of B−A excludes 0: {p99:?}");

@@ -66,7 +66,7 @@ impl Delay {
             Delay::Uniform { lo, hi } if hi.0 - lo.0 == u64::MAX => Nanos(rng.next_u64()),
             Delay::Uniform { lo, hi } => lo + Nanos(below(rng, hi.0 - lo.0 + 1)),
             // 1 - unit is in (0, 1], so the logarithm is finite.
-            Delay::Exponential { mean } => mean.mul_f64(-(1.0 - unit(rng)).ln()),
+            Delay::Exponential { mean } => mean.mul_f64(-crate::math::ln(1.0 - unit(rng))),
         }
     }
 }

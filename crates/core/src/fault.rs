@@ -271,7 +271,7 @@ fn sample(d: &Delay, rng: &mut dyn Rng) -> Nanos {
         Delay::Fixed(t) => t,
         Delay::Uniform { min, max } if max > min => min + Nanos(below(rng, (max - min).as_nanos())),
         Delay::Uniform { min, .. } => min,
-        Delay::Exponential { mean } => mean.mul_f64(-(1.0 - unit(rng)).ln()),
+        Delay::Exponential { mean } => mean.mul_f64(-crate::math::ln(1.0 - unit(rng))),
     }
 }
 

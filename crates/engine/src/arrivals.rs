@@ -6,7 +6,6 @@
 use meshsim_core::rng::unit;
 use meshsim_core::{Nanos, Time};
 use meshsim_scenario::{Arrivals, Workload};
-use rand_distr::{Distribution, Exp1};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 #[derive(Debug)]
@@ -112,8 +111,7 @@ impl OpenArrivals {
         };
         match self.diurnal {
             Some((period, amp, shift)) => {
-                let x = std::f64::consts::TAU * ((t.0 as f64 + shift) / period);
-                r * (1.0 + amp * x.sin())
+                r * (1.0 + amp * meshsim_core::math::sin_turns((t.0 as f64 + shift) / period))
             }
             None => r,
         }
@@ -152,7 +150,7 @@ impl OpenArrivals {
         }
         let mut t = now;
         loop {
-            let e: f64 = Exp1.sample(rng);
+            let e = meshsim_core::rng::exp1(rng);
             t += Nanos(meshsim_core::round_to_u64(e * self.peak_gap_ns).max(1));
             if t > end {
                 return None;

@@ -18,6 +18,10 @@ pub struct Output {
     /// Calls and attempts still held when the run ended (a run whose
     /// requests all finished must hold none: anything left is a leak).
     pub live: (usize, usize),
+    /// Of the calls held, those that no root request waits for: work whose
+    /// caller abandoned it (a per-try timeout) carries on and may still be
+    /// calling downstream when the run ends. Not a leak.
+    pub orphaned: usize,
     /// Sampled request traces ([`simulate_traced`]); empty otherwise.
     pub traces: Vec<crate::SampledRequest>,
 }
@@ -137,6 +141,7 @@ pub fn simulate_traced(
         events: sim.events,
         accounting: sim.acct,
         live: sim.live(),
+        orphaned: sim.orphaned(),
         traces: sim.tracer.take().map(|t| t.traces).unwrap_or_default(),
     })
 }

@@ -1638,6 +1638,33 @@ impl<'a> Sim<'a> {
         (self.calls.refs().len(), self.atts.refs().len())
     }
 
+    /// Held calls that no root request waits for: made by work whose own
+    /// attempt its caller has abandoned (a per-try timeout: the server
+    /// carries on, into the void), directly or further up the tree. They
+    /// end when that work does.
+    pub fn orphaned(&self) -> usize {
+        let held = self.calls.refs();
+        held.iter()
+            .filter(|&&c| {
+                let mut call = c;
+                // A tree is shallower than the number of calls held.
+                for _ in 0..=held.len() {
+                    let Some(parent) = self.calls.get(call).map(|c| &c.parent) else {
+                        return false;
+                    };
+                    let Parent::Work(w) = parent else {
+                        return false; // reaches a root
+                    };
+                    match self.works.get(*w).and_then(|wk| self.atts.get(wk.att)) {
+                        Some(a) => call = a.call,
+                        None => return true, // abandoned above this call
+                    }
+                }
+                false
+            })
+            .count()
+    }
+
     /// Busy time of requests still in service at the end.
     pub fn settle_busy(&mut self) {
         for r in self.works.refs() {

@@ -319,10 +319,10 @@ impl LoadConfig {
         });
         match &self.diurnal {
             Some(d) => {
-                let x = std::f64::consts::TAU
-                    * ((t.as_nanos() as f64 + d.phase.as_nanos() as f64)
-                        / d.period.as_nanos().max(1) as f64);
-                r * (1.0 + d.amplitude * x.sin())
+                // The engine's arrivals use the same phase and sine.
+                let turns = (t.as_nanos() as f64 + d.phase.as_nanos() as f64)
+                    / d.period.as_nanos().max(1) as f64;
+                r * (1.0 + d.amplitude * meshsim_core::math::sin_turns(turns))
             }
             None => r,
         }
@@ -417,7 +417,7 @@ impl<'a> Iterator for Schedule<'a> {
                 continue;
             }
             let u = meshsim_core::rng::unit(&mut self.rng);
-            let gap = -(1.0 - u).ln() * 1e9 / self.peak;
+            let gap = -meshsim_core::math::ln(1.0 - u) * 1e9 / self.peak;
             t += Nanos(gap.round().max(1.0) as u64);
             if t >= self.end {
                 self.t = t;

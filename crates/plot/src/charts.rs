@@ -176,10 +176,14 @@ pub fn runs(
 }
 
 /// Percentile → "nines": 90% → 1, 99% → 2, 99.9% → 3.
+// Axis positions, rounded to pixels: libm's last bit cannot show.
+#[allow(clippy::disallowed_methods)]
 fn nines(p: f64) -> f64 {
     -(1.0 - p / 100.0).log10()
 }
 
+// Axis positions, rounded to pixels: libm's last bit cannot show.
+#[allow(clippy::disallowed_methods)]
 fn nines_label(x: &f64) -> String {
     let p = 100.0 * (1.0 - 10f64.powf(-x));
     let s = format!("{p:.5}");

@@ -135,7 +135,7 @@ impl Dist {
             Dist::Lognormal { mean, p99 } => self.lognormal_params().map(|_| ()).ok_or_else(|| {
                 format!(
                     "no lognormal has mean {mean} and p99 {p99}; expected 0 < mean < p99 ≤ {:.2} × mean",
-                    (Z99 * Z99 / 2.0).exp()
+                    meshsim_core::math::exp(Z99 * Z99 / 2.0)
                 )
             }),
             Dist::LognormalParams { mu, sigma, unit } => {
@@ -241,12 +241,12 @@ impl Dist {
         if !(m > 0.0 && q > m) {
             return None;
         }
-        let disc = Z99 * Z99 - 2.0 * (q / m).ln();
+        let disc = Z99 * Z99 - 2.0 * meshsim_core::math::ln(q / m);
         if disc < 0.0 {
             return None;
         }
         let sigma = Z99 - disc.sqrt();
-        Some((m.ln() - sigma * sigma / 2.0, sigma))
+        Some((meshsim_core::math::ln(m) - sigma * sigma / 2.0, sigma))
     }
 
     /// The mean in nanoseconds, where it is defined: `None` for a Pareto
@@ -259,7 +259,7 @@ impl Dist {
             | Dist::Lognormal { mean, .. }
             | Dist::Gamma { mean, .. } => Some(mean.as_nanos() as f64),
             Dist::LognormalParams { mu, sigma, unit } => {
-                Some(unit.as_nanos() as f64 * (mu + sigma * sigma / 2.0).exp())
+                Some(unit.as_nanos() as f64 * meshsim_core::math::exp(mu + sigma * sigma / 2.0))
             }
             Dist::Pareto { scale, shape } => {
                 (*shape > 1.0).then(|| shape * scale.as_nanos() as f64 / (shape - 1.0))
@@ -405,6 +405,8 @@ pub fn parse_empirical(text: &str, file: &str) -> Result<Vec<Nanos>, String> {
 }
 
 #[cfg(test)]
+// libm as the reference to compare against (see clippy.toml).
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -4,7 +4,9 @@
 //! times).
 
 use crate::Dist;
-use rand_distr::{Distribution, Exp, Gamma, LogNormal, Pareto, StandardUniform, Uniform};
+use meshsim_core::math;
+use meshsim_core::rng::{exp1, gamma, normal, unit_open0};
+use rand_distr::{Distribution, StandardUniform, Uniform};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// A ready-to-sample distribution (nanoseconds).
@@ -12,14 +14,29 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 pub enum Sampler {
     /// Always this many nanoseconds.
     Constant(f64),
-    /// Exponential.
-    Exp(Exp<f64>),
-    /// Lognormal.
-    LogNormal(LogNormal<f64>),
-    /// Gamma.
-    Gamma(Gamma<f64>),
-    /// Pareto.
-    Pareto(Pareto<f64>),
+    /// Exponential with this mean.
+    Exp(f64),
+    /// e^(μ + σZ), Z standard normal.
+    LogNormal {
+        /// μ (of ln nanoseconds).
+        mu: f64,
+        /// σ.
+        sigma: f64,
+    },
+    /// Gamma: `scale` times a standard gamma variate of `shape`.
+    Gamma {
+        /// The shape k.
+        shape: f64,
+        /// The scale θ (mean / k).
+        scale: f64,
+    },
+    /// Pareto: `scale` · U^(−1/shape).
+    Pareto {
+        /// The least value.
+        scale: f64,
+        /// 1/shape.
+        inv_shape: f64,
+    },
     /// Uniform on a closed interval.
     Uniform(Uniform<f64>),
     /// One of the values, each with equal probability.
@@ -45,23 +62,25 @@ impl Sampler {
         let ns = |n: meshsim_core::Nanos| n.as_nanos() as f64;
         Ok(match d {
             Dist::Constant { value } => Sampler::Constant(ns(*value)),
-            Dist::Exponential { mean } => {
-                Sampler::Exp(Exp::new(1.0 / ns(*mean)).map_err(|e| e.to_string())?)
-            }
+            // `validate` has checked every parameter below.
+            Dist::Exponential { mean } => Sampler::Exp(ns(*mean)),
             Dist::Lognormal { .. } => {
                 let (mu, sigma) = d.lognormal_params().ok_or("invalid lognormal")?;
-                Sampler::LogNormal(LogNormal::new(mu, sigma).map_err(|e| e.to_string())?)
+                Sampler::LogNormal { mu, sigma }
             }
             // unit × e^(μ + σZ) = e^(μ + ln unit + σZ): a lognormal in ns.
-            Dist::LognormalParams { mu, sigma, unit } => Sampler::LogNormal(
-                LogNormal::new(mu + ns(*unit).ln(), *sigma).map_err(|e| e.to_string())?,
-            ),
-            Dist::Gamma { mean, shape } => {
-                Sampler::Gamma(Gamma::new(*shape, ns(*mean) / shape).map_err(|e| e.to_string())?)
-            }
-            Dist::Pareto { scale, shape } => {
-                Sampler::Pareto(Pareto::new(ns(*scale), *shape).map_err(|e| e.to_string())?)
-            }
+            Dist::LognormalParams { mu, sigma, unit } => Sampler::LogNormal {
+                mu: mu + math::ln(ns(*unit)),
+                sigma: *sigma,
+            },
+            Dist::Gamma { mean, shape } => Sampler::Gamma {
+                shape: *shape,
+                scale: ns(*mean) / shape,
+            },
+            Dist::Pareto { scale, shape } => Sampler::Pareto {
+                scale: ns(*scale),
+                inv_shape: 1.0 / shape,
+            },
             Dist::Uniform { min, max } if min == max => Sampler::Constant(ns(*min)),
             Dist::Uniform { min, max } => Sampler::Uniform(
                 Uniform::new_inclusive(ns(*min), ns(*max)).map_err(|e| e.to_string())?,
@@ -106,10 +125,12 @@ impl Sampler {
     fn draw(&self, rng: &mut Xoshiro256PlusPlus) -> f64 {
         match self {
             Sampler::Constant(v) => *v,
-            Sampler::Exp(e) => e.sample(rng),
-            Sampler::LogNormal(l) => l.sample(rng),
-            Sampler::Gamma(g) => g.sample(rng),
-            Sampler::Pareto(p) => p.sample(rng),
+            Sampler::Exp(mean) => mean * exp1(rng),
+            Sampler::LogNormal { mu, sigma } => math::exp(mu + sigma * normal(rng)),
+            Sampler::Gamma { shape, scale } => scale * gamma(rng, *shape),
+            Sampler::Pareto { scale, inv_shape } => {
+                scale * math::exp(-math::ln(unit_open0(rng)) * inv_shape)
+            }
             Sampler::Uniform(u) => u.sample(rng),
             Sampler::Empirical { values, index } => values[index.sample(rng)],
             Sampler::Mixture { cumulative, parts } => {

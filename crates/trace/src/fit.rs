@@ -67,9 +67,12 @@ pub fn fit_sample(mut v: Vec<u64>) -> Fitted {
         let c = mean.round() as u64;
         (constant(c), format!("constant {:.3} ms", c as f64 / 1e6))
     } else {
-        let logs: Vec<f64> = positive.iter().map(|x| x.ln()).collect();
+        let logs: Vec<f64> = positive
+            .iter()
+            .map(|&x| meshsim_core::math::ln(x))
+            .collect();
         let mu = logs.iter().sum::<f64>() / logs.len() as f64;
-        let var = logs.iter().map(|l| (l - mu).powi(2)).sum::<f64>() / logs.len() as f64;
+        let var = logs.iter().map(|l| (l - mu) * (l - mu)).sum::<f64>() / logs.len() as f64;
         let sigma = var.sqrt();
         let mut ln = toml::Table::new();
         ln.insert("dist".into(), "lognormal_params".into());

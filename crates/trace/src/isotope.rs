@@ -506,10 +506,10 @@ fn byte_size(v: &Value) -> Result<u64, String> {
             let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
                 "" => 1.0,
                 "k" => 1024.0,
-                "m" => 1024f64.powi(2),
-                "g" => 1024f64.powi(3),
-                "t" => 1024f64.powi(4),
-                "p" => 1024f64.powi(5),
+                "m" => (1u64 << 20) as f64,
+                "g" => (1u64 << 30) as f64,
+                "t" => (1u64 << 40) as f64,
+                "p" => (1u64 << 50) as f64,
                 _ => return Err(format!("{s:?} has an unknown unit; expected B, KB, MB, GB")),
             };
             Ok((x * mult) as u64)

@@ -356,7 +356,7 @@ impl Aperture {
                     0.0
                 } else {
                     let dt = now.saturating_since(stamp).as_nanos() as f64;
-                    (-dt / self.smooth_win_ns).exp()
+                    crate::math::exp(-dt / self.smooth_win_ns)
                 };
                 x * (1.0 - w) + prev * w
             }

@@ -102,7 +102,7 @@ impl SlowStartConfig {
         let ramp = if self.aggression == 1.0 {
             f
         } else {
-            f.powf(1.0 / self.aggression)
+            crate::math::pow(f, 1.0 / self.aggression)
         };
         ramp.max(self.min_weight_percent / 100.0).min(1.0)
     }

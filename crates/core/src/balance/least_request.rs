@@ -138,7 +138,7 @@ fn dynamic_weight(bias: f64, hosts: &Hosts, i: u32, now: Time) -> f64 {
     } else if bias == 1.0 {
         w / load
     } else {
-        w / load.powf(bias)
+        w / crate::math::pow(load, bias)
     };
     // Keep the host in the schedule even under an absurd load: a zero
     // weight would drop it from the EDF for good.

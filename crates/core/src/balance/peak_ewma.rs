@@ -319,6 +319,8 @@ impl Algorithm for PeakEwma {
 }
 
 #[cfg(test)]
+// libm as the reference to compare against (see clippy.toml).
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::balance::tests::lb_with;

@@ -469,7 +469,7 @@ impl SuccessRate {
         self.ema = match self.last {
             None => x,
             Some(t) => {
-                let w = (-(now - t).as_secs_f64() / self.window.as_secs_f64()).exp();
+                let w = crate::math::exp(-(now - t).as_secs_f64() / self.window.as_secs_f64());
                 x * (1.0 - w) + self.ema * w
             }
         };

@@ -361,15 +361,16 @@ impl BackoffCursor {
             }
             BackoffConfig::Grpc(c) => {
                 let nominal = (c.initial_backoff.0 as f64
-                    * c.backoff_multiplier.powi((k - 1).min(4096) as i32))
+                    * crate::math::powi(c.backoff_multiplier, (k - 1).min(4096) as i32))
                 .min(c.max_backoff.0 as f64);
                 // Clamped so that float rounding can never pass `upper_bound`.
                 let factor = (1.0 - c.jitter + 2.0 * c.jitter * unit(rng)).min(1.0 + c.jitter);
                 Nanos((nominal * factor).round() as u64)
             }
             BackoffConfig::ExponentialFullJitter(c) => {
-                let bound = (c.base.0 as f64 * c.multiplier.powi((k - 1).min(4096) as i32))
-                    .min(c.max.0 as f64) as u64;
+                let bound = (c.base.0 as f64
+                    * crate::math::powi(c.multiplier, (k - 1).min(4096) as i32))
+                .min(c.max.0 as f64) as u64;
                 Nanos(below(rng, bound.max(1)))
             }
             BackoffConfig::DecorrelatedJitter(c) => {

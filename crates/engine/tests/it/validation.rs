@@ -5,6 +5,8 @@
 //! `shared/reference/queueing.md`) with λ and μ read from the scenario
 //! files, never copied from a run. Tolerances come from the sample size,
 //! with the reasoning next to each.
+// The analytic expectations use libm: references, not simulated values.
+#![allow(clippy::disallowed_methods)]
 
 use crate::common::{lambda_and_mean, shipped};
 

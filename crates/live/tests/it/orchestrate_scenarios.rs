@@ -27,6 +27,7 @@ service_time = {{ dist = "constant", value = "1ms" }}
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // libm's sine as the reference
 fn ramps_and_a_diurnal_swing_reach_the_load_generator() {
     let sc = scenario(
         r#"rate = 100
