@@ -247,30 +247,24 @@ fn cos_poly(x: f64) -> f64 {
 }
 
 /// (−1)ⁿ/(2n + 1)! for n = 0..=8.
-const SIN_COEF: [f64; 9] = {
-    let mut t = [1.0; 9];
-    let mut f = 1.0;
-    let mut n = 1;
-    while n < 9 {
-        f *= ((2 * n) * (2 * n + 1)) as f64;
-        t[n] = if n % 2 == 1 { -1.0 / f } else { 1.0 / f };
-        n += 1;
-    }
-    t
-};
+const SIN_COEF: [f64; 9] = alternating_inv_factorials::<9>(1);
 
 /// (−1)ⁿ/(2n)! for n = 0..=9.
-const COS_COEF: [f64; 10] = {
-    let mut t = [1.0; 10];
+const COS_COEF: [f64; 10] = alternating_inv_factorials::<10>(0);
+
+/// (−1)ⁿ/(2n + odd)! for n = 0..N (odd is 0 or 1; the factorials are
+/// exact in f64 up to 18!).
+const fn alternating_inv_factorials<const N: usize>(odd: usize) -> [f64; N] {
+    let mut t = [1.0; N];
     let mut f = 1.0;
     let mut n = 1;
-    while n < 10 {
-        f *= ((2 * n - 1) * (2 * n)) as f64;
+    while n < N {
+        f *= ((2 * n - 1 + odd) * (2 * n + odd)) as f64;
         t[n] = if n % 2 == 1 { -1.0 / f } else { 1.0 / f };
         n += 1;
     }
     t
-};
+}
 
 /// 1/n! for n = 0..=13 (n! is exact in f64 up to 18!).
 const INV_FACTORIAL: [f64; 14] = {
