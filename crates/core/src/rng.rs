@@ -36,10 +36,13 @@ pub fn index(rng: &mut dyn Rng, n: usize) -> usize {
     below(rng, n as u64) as usize
 }
 
+/// 2⁻⁵³: a 53-bit integer times this is a uniform double in [0, 1).
+const INV_2_53: f64 = 1.0 / (1u64 << 53) as f64;
+
 /// A uniform `f64` in `[0, 1)` with 53 bits of precision.
 #[inline]
-pub fn unit(rng: &mut dyn Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+pub fn unit<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    (rng.next_u64() >> 11) as f64 * INV_2_53
 }
 
 /// `true` with probability `p` (clamped to `[0, 1]`).
@@ -83,13 +86,7 @@ pub fn distinct_pair(rng: &mut dyn Rng, n: usize) -> (usize, usize) {
 /// A uniform `f64` in `(0, 1]`: never 0, so its logarithm is finite.
 #[inline]
 pub fn unit_open0<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    ((rng.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-/// [`unit`] for a generator of any type.
-#[inline]
-fn unit53<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    ((rng.next_u64() >> 11) + 1) as f64 * INV_2_53
 }
 
 /// A standard exponential variate (mean 1): Marsaglia and Tsang's
@@ -105,7 +102,7 @@ pub fn exp1<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     loop {
         let bits = rng.next_u64();
         let i = (bits & 0xff) as usize;
-        let x = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * ZIG.x[i];
+        let x = (bits >> 11) as f64 * INV_2_53 * ZIG.x[i];
         if x < ZIG.x[i + 1] {
             return base + x;
         }
@@ -114,7 +111,7 @@ pub fn exp1<R: Rng + ?Sized>(rng: &mut R) -> f64 {
             continue;
         }
         let (f0, f1) = (ZIG.f[i], ZIG.f[i + 1]);
-        if f0 + unit53(rng) * (f1 - f0) < crate::math::exp(-x) {
+        if f0 + unit(rng) * (f1 - f0) < crate::math::exp(-x) {
             return base + x;
         }
     }
@@ -161,8 +158,8 @@ const ZIG: Ziggurat = {
 /// is dropped, so the sampler keeps no state between calls.
 pub fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     loop {
-        let u = 2.0 * unit53(rng) - 1.0;
-        let v = 2.0 * unit53(rng) - 1.0;
+        let u = 2.0 * unit(rng) - 1.0;
+        let v = 2.0 * unit(rng) - 1.0;
         let s = u * u + v * v;
         if s > 0.0 && s < 1.0 {
             return u * (-2.0 * crate::math::ln(s) / s).sqrt();
@@ -366,7 +363,7 @@ mod tests {
                 Ok(())
             }
         }
-        assert_eq!(unit_open0(&mut Zero), 1.0 / (1u64 << 53) as f64);
+        assert_eq!(unit_open0(&mut Zero), INV_2_53);
     }
 
     #[test]
