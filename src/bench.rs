@@ -18,6 +18,7 @@ use meshsim_scenario::{Scenario, WorkloadKind};
 use meshsim_trace::generate::{generate, Options, Shape};
 use serde::{Deserialize, Serialize};
 
+mod floor;
 mod scaling;
 mod simpy;
 mod svg;
@@ -44,6 +45,11 @@ pub struct Args {
     /// `simpy` installed: `scripts/bench simpy` sets one up).
     #[arg(long, value_name = "PYTHON")]
     simpy: Option<PathBuf>,
+    /// Measure the single hop beside the same model written as one loop
+    /// without the engine (the core's balancer, the samplers, the latency
+    /// recorder and a heap): the engine's overhead on its simplest case.
+    #[arg(long)]
+    floor: bool,
     /// Measure scaling with requests, instances and threads; write CSV and
     /// SVG curves into this directory.
     #[arg(long, value_name = "DIR")]
@@ -324,6 +330,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(py) = &args.simpy {
         return simpy::run(py, args.quick, args.out.as_deref());
+    }
+    if args.floor {
+        return floor::run(args.quick, args.requests);
     }
     if let Some(dir) = &args.scaling {
         return scaling::run(dir, args.quick);

@@ -30,26 +30,28 @@ const MODELS: &str = include_str!("../../benches/simpy/models.py");
 /// Batches (time windows) for the standard error of meshsim's mean.
 const BATCHES: u64 = 20;
 
-struct Side {
-    mean_ms: f64,
-    se_ms: f64,
-    measured: u64,
-    wall_s: f64,
+pub(super) struct Side {
+    pub mean_ms: f64,
+    pub se_ms: f64,
+    pub measured: u64,
+    pub wall_s: f64,
 }
 
-/// meshsim on `model`, sized to `requests`, the warm-up a tenth of the
-/// arrivals' span, the mean's standard error from batch means over
-/// equal time windows of the measured span.
-fn meshsim_side(model: &str, requests: u64) -> anyhow::Result<(Side, u64)> {
+/// `model` sized to `requests` for a comparison: the warm-up a tenth of
+/// the arrivals' span (a whole number of windows), then `BATCHES` equal
+/// time windows over the rest of the span, for batch means.
+pub(super) fn comparison_scenario(
+    model: &str,
+    requests: u64,
+) -> anyhow::Result<meshsim_scenario::Scenario> {
     let base = base_scenario(model)?;
     let rate = base
         .workload
         .rate
-        .context("the SimPy models are open loop")?;
+        .context("the comparison models are open loop")?;
     let mut sc = sized(base, requests);
     let span = requests as f64 / rate;
     let warmup = 0.1 * span;
-    sc.run.warmup = meshsim_core::Nanos::from_secs_f64(warmup);
     // Windows from the warm-up to the end of the arrivals; the run's end
     // (`sized` adds a margin) only holds the last few requests' tails.
     let window = (span - warmup) / BATCHES as f64;
@@ -57,30 +59,48 @@ fn meshsim_side(model: &str, requests: u64) -> anyhow::Result<(Side, u64)> {
     // The window grid starts at 0: make the warm-up a whole number of windows.
     sc.run.warmup = meshsim_core::Nanos::from_secs_f64((warmup / window).round() * window);
     sc.run.duration = meshsim_core::Nanos::from_secs_f64(span * 1.5 + 1.0);
-    #[allow(clippy::disallowed_methods)] // a benchmark must read the clock
-    let started = std::time::Instant::now();
-    let out = meshsim_engine::simulate(&sc)?;
-    let wall_s = started.elapsed().as_secs_f64();
-    let e2e = &out.tables.summary[0];
-    // Batch means over the full windows (the last, partial windows hold a
-    // handful of stragglers and are left out of the error estimate only).
-    let warm = sc.run.warmup.as_secs_f64();
-    let means: Vec<f64> = out
-        .tables
-        .timeseries
+    Ok(sc)
+}
+
+/// The mean of the first `BATCHES` window means from `warmup` on, with
+/// its standard error (batch means; the last, partial windows hold a
+/// handful of stragglers and are left out of the error estimate only).
+pub(super) fn batch_means(
+    windows: &[(f64, u64, f64)],
+    warmup_s: f64,
+) -> anyhow::Result<(f64, f64)> {
+    let means: Vec<f64> = windows
         .iter()
-        .filter(|r| r.window_start_s + 1e-9 >= warm && r.count > 0)
+        .filter(|&&(start_s, count, _)| start_s + 1e-9 >= warmup_s && count > 0)
         .take(BATCHES as usize)
-        .map(|r| r.mean_ms)
+        .map(|&(_, _, mean_ms)| mean_ms)
         .collect();
     let k = means.len() as f64;
     anyhow::ensure!(k >= 2.0, "too few windows for an error estimate");
     let m = means.iter().sum::<f64>() / k;
     let var = means.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (k - 1.0);
+    Ok((m, (var / k).sqrt()))
+}
+
+/// meshsim on `sc` (from [`comparison_scenario`]): its mean, the mean's
+/// standard error, wall time, and the events it processed.
+pub(super) fn engine_side(sc: &meshsim_scenario::Scenario) -> anyhow::Result<(Side, u64)> {
+    #[allow(clippy::disallowed_methods)] // a benchmark must read the clock
+    let started = std::time::Instant::now();
+    let out = meshsim_engine::simulate(sc)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let e2e = &out.tables.summary[0];
+    let windows: Vec<(f64, u64, f64)> = out
+        .tables
+        .timeseries
+        .iter()
+        .map(|r| (r.window_start_s, r.count, r.mean_ms))
+        .collect();
+    let (_, se_ms) = batch_means(&windows, sc.run.warmup.as_secs_f64())?;
     Ok((
         Side {
             mean_ms: e2e.mean_ms,
-            se_ms: (var / k).sqrt(),
+            se_ms,
             measured: e2e.count,
             wall_s,
         },
@@ -143,7 +163,7 @@ pub fn run(python: &Path, quick: bool, out: Option<&Path>) -> anyhow::Result<Exi
     let mut agree = true;
     let mut version = String::new();
     for model in ["mmc", "single-hop"] {
-        let (ours, events) = meshsim_side(model, requests)?;
+        let (ours, events) = engine_side(&comparison_scenario(model, requests)?)?;
         let (theirs, v) = simpy_side(python, model, requests)?;
         version = v;
         // Two independent estimates of one mean: their difference has

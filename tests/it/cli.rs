@@ -202,3 +202,25 @@ fn bench_quick_runs_every_case_at_its_smoke_size() {
         );
     }
 }
+
+/// `meshsim bench --floor --quick`: the engine and the loop without it run
+/// the single hop at a smoke-test size, agree on the mean (the command
+/// exits 1 otherwise), and print a row each and their ratio. Not timed.
+#[test]
+fn bench_floor_quick_compares_the_engine_with_its_floor() {
+    let o = meshsim()
+        .args(["bench", "--floor", "--quick"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(": same model;"), "{out}");
+    for side in ["meshsim", "floor"] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(side))
+            .unwrap_or_else(|| panic!("no {side} row in {out}"));
+        let requests: u64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert_eq!(requests, 50_000, "{row}");
+    }
+}
