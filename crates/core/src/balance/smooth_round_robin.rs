@@ -34,10 +34,15 @@
 //! flags, which remove hosts from the subset.
 //!
 //! Weights are the configured endpoint weights (nginx open source has no slow
-//! start). `current` is kept per [`Subset`] and reset to 0 after any host-set
-//! change; `effective` is kept per host, as nginx keeps it per peer, and
-//! follows the host through membership changes. A one-member subset returns
-//! its host (nginx's `single` peer path, which also skips failure accounting).
+//! start). `current` and `effective` are kept per host, as nginx keeps them
+//! per peer, and follow the host through membership changes (a new host
+//! starts at `current = 0`, `effective = weight`). Hosts outside the subset
+//! (unhealthy, ejected, another zone) are skipped and keep their `current`
+//! unchanged, as nginx skips a peer that is down or has failed
+//! (`continue` before `current_weight += effective_weight`): when a host
+//! comes back, it resumes with the current weight it had, instead of the
+//! whole rotation starting over. A one-member subset returns its host
+//! (nginx's `single` peer path, which also skips failure accounting).
 //!
 //! # Calling order
 //!
@@ -46,7 +51,7 @@
 //! accounting). Decision: [`Algorithm::pick`]. Getter:
 //! [`SmoothRoundRobin::effective_weight`]. No timers.
 
-use super::{remap_state, Algorithm, Hosts, PerSubset, Subset};
+use super::{remap_state, Algorithm, Hosts, Subset};
 use crate::endpoint::{Completion, Outcome, PickRequest};
 use crate::error::ConfigError;
 use crate::rng::Rng;
@@ -74,7 +79,7 @@ impl SmoothRoundRobinConfig {
         Ok(SmoothRoundRobin {
             max_fails: self.max_fails,
             effective: Vec::new(),
-            current: PerSubset::default(),
+            current: Vec::new(),
         })
     }
 }
@@ -85,8 +90,8 @@ pub struct SmoothRoundRobin {
     max_fails: u32,
     /// Effective weight per host index.
     effective: Vec<i64>,
-    /// Per subset: current weight per member, aligned with the members.
-    current: PerSubset<Vec<i64>>,
+    /// Current weight per host index (nginx `current_weight`).
+    current: Vec<i64>,
 }
 
 fn weight(hosts: &Hosts, i: u32) -> i64 {
@@ -102,13 +107,18 @@ impl SmoothRoundRobin {
         self.effective.get(index as usize).copied()
     }
 
-    /// Makes `effective` match the host set, keeping each value at most the
-    /// host's weight (a lowered weight takes effect at once).
+    /// Makes `effective` and `current` match the host set, keeping each
+    /// effective weight at most the host's weight (a lowered weight takes
+    /// effect at once).
     fn sync(&mut self, hosts: &Hosts, remap: Option<&[Option<u32>]>) {
         match remap {
-            Some(r) => remap_state(&mut self.effective, r, |new| weight(hosts, new as u32)),
-            None if self.effective.len() != hosts.len() => {
+            Some(r) => {
+                remap_state(&mut self.effective, r, |new| weight(hosts, new as u32));
+                remap_state(&mut self.current, r, |_| 0);
+            }
+            None if self.effective.len() != hosts.len() || self.current.len() != hosts.len() => {
                 self.effective = (0..hosts.len() as u32).map(|i| weight(hosts, i)).collect();
+                self.current = vec![0; hosts.len()];
             }
             None => {}
         }
@@ -120,7 +130,6 @@ impl SmoothRoundRobin {
 
 impl Algorithm for SmoothRoundRobin {
     fn on_hosts_changed(&mut self, hosts: &Hosts, remap: Option<&[Option<u32>]>, _: Time) {
-        self.current.clear();
         self.sync(hosts, remap);
     }
 
@@ -133,28 +142,29 @@ impl Algorithm for SmoothRoundRobin {
         _: &mut dyn Rng,
     ) -> Option<u32> {
         let m = subset.members;
+        let &first = m.first()?;
         if m.len() == 1 {
-            return Some(m[0]);
+            return Some(first);
         }
-        if self.effective.len() != hosts.len() {
+        if self.effective.len() != hosts.len() || self.current.len() != hosts.len() {
             self.sync(hosts, None);
         }
-        let current = self.current.get_or_init(subset.key, || vec![0; m.len()]);
         let mut total = 0i64;
-        let mut best = 0usize;
-        for (k, &i) in m.iter().enumerate() {
-            let eff = &mut self.effective[i as usize];
-            current[k] += *eff;
+        let mut best = first as usize;
+        for &i in m {
+            let i = i as usize;
+            let eff = &mut self.effective[i];
+            self.current[i] += *eff;
             total += *eff;
-            if *eff < weight(hosts, i) {
+            if *eff < weight(hosts, i as u32) {
                 *eff += 1;
             }
-            if current[k] > current[best] {
-                best = k;
+            if self.current[i] > self.current[best] {
+                best = i;
             }
         }
-        current[best] -= total;
-        Some(m[best])
+        self.current[best] -= total;
+        Some(best as u32)
     }
 
     fn on_complete(&mut self, hosts: &Hosts, index: u32, done: &Completion, _: Time) {
@@ -208,6 +218,38 @@ mod tests {
     fn equal_weights_rotate_in_id_order() {
         let mut lb = swrr(&[1, 1, 1]);
         assert_eq!(letters(&picks(&mut lb, 6, 0)), "abcabc");
+    }
+
+    /// nginx skips a peer that is down without touching its
+    /// `current_weight`, so a peer that comes back resumes where it was
+    /// rather than restarting everyone's rotation. Weights 1, 1, 1:
+    ///  a: currents (1,1,1) total 3 → a, (−2,1,1); b: (−1,2,2) → b, (−1,−1,2).
+    ///  c goes down; over {a, b}: (0,0) → a, (−2,0); (−1,1) → b, (−1,−1).
+    ///  c is back with its 2: (0,0,3) → c. Resetting the currents on the
+    ///  health change would give a here (all at 1, ties to the first).
+    #[test]
+    fn a_host_that_comes_back_keeps_its_current_weight() {
+        use crate::balance::HealthFlag;
+        use crate::endpoint::EndpointId;
+        let mut lb = swrr(&[1, 1, 1]);
+        assert_eq!(letters(&picks(&mut lb, 2, 0)), "ab");
+        lb.set_health(EndpointId(2), HealthFlag::Outlier, true, Time(1));
+        assert_eq!(letters(&picks(&mut lb, 2, 0)), "ab");
+        lb.set_health(EndpointId(2), HealthFlag::Outlier, false, Time(2));
+        assert_eq!(letters(&picks(&mut lb, 4, 0)), "cabc");
+    }
+
+    #[test]
+    fn a_new_host_starts_at_zero_and_the_others_keep_their_place() {
+        // Weights 2, 1: (2,1) → a, (−1,1); (1,2) → b, (1,−1).
+        let mut lb = swrr(&[2, 1]);
+        assert_eq!(letters(&picks(&mut lb, 2, 0)), "ab");
+        lb.update(EndpointChange::Insert(Endpoint::new(2)), Time(1))
+            .unwrap();
+        // c (weight 1) joins at 0, total 4: (3,0,1) → a, (−1,0,1);
+        // (1,1,2) → c, (1,1,−2); (3,2,−1) → a, (−1,2,−1); (1,3,0) → b.
+        // Starting everyone over at 0 would give a b c a.
+        assert_eq!(letters(&picks(&mut lb, 4, 0)), "acab");
     }
 
     #[test]
