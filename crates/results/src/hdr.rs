@@ -15,11 +15,96 @@
 //! `leading_zeros`, one shift and one add; there is no resizing, no min/max
 //! (the caller, [`crate::Latency`], keeps exact ones) and no `Option` on
 //! the record path. Values above the range are the caller's to clamp.
+//!
+//! Counts are kept in chunks of 1,024 slots (one bucket's sub-buckets at
+//! 3 digits, eight buckets' at 2), each allocated at the first value that
+//! falls in it: a service whose latencies span a few doublings holds a few
+//! chunks, not the whole range up to an hour (33 chunks at 3 digits). A run with a thousand services keeps a thousand
+//! histograms; allocated whole and zeroed (the allocator clears reused
+//! memory) they were almost all of its memory.
+
+/// Slots per chunk: a power of two, so a slot's chunk and place in it are
+/// a shift and a mask, and the place needs no bounds check.
+const CHUNK: usize = 1024;
+
+/// Slot counts in chunks of [`CHUNK`], each allocated on first use.
+#[derive(Clone, Debug)]
+struct Counts {
+    /// Slots in the layout.
+    len: usize,
+    chunks: Box<[Option<Box<[u64; CHUNK]>>]>,
+}
+
+impl Counts {
+    fn new(len: usize) -> Counts {
+        Counts {
+            len,
+            chunks: (0..len.div_ceil(CHUNK)).map(|_| None).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[cfg(test)]
+    fn get(&self, i: usize) -> u64 {
+        self.chunks[i / CHUNK].as_ref().map_or(0, |c| c[i % CHUNK])
+    }
+
+    /// Every count, in slot order.
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len).map(|i| self.get(i))
+    }
+
+    /// The nonzero counts with their slots, in slot order.
+    fn nonzero(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(k, c)| c.as_ref().map(|c| (k * CHUNK, c)))
+            .flat_map(|(base, c)| c.iter().enumerate().map(move |(j, &x)| (base + j, x)))
+            .filter(|&(_, x)| x > 0)
+    }
+
+    /// Adds `n` at slot `i`.
+    #[inline]
+    fn add_at(&mut self, i: usize, n: u64) {
+        let chunk = match &mut self.chunks[i / CHUNK] {
+            Some(c) => c,
+            None => self.allocate(i / CHUNK),
+        };
+        chunk[i % CHUNK] += n;
+    }
+
+    /// Allocates chunk `k` (out of the record path: once per chunk).
+    #[cold]
+    #[inline(never)]
+    fn allocate(&mut self, k: usize) -> &mut Box<[u64; CHUNK]> {
+        self.chunks[k].insert(Box::new([0; CHUNK]))
+    }
+
+    /// The first slot at which the running count reaches `target`.
+    fn reach(&self, target: u64) -> Option<usize> {
+        let mut running = 0_u64;
+        for (k, c) in self.chunks.iter().enumerate() {
+            let Some(c) = c else { continue };
+            for (j, &x) in c.iter().enumerate() {
+                running += x;
+                if running >= target {
+                    return Some(k * CHUNK + j);
+                }
+            }
+        }
+        None
+    }
+}
 
 /// Counts over `1..=highest` with `digits` significant decimal digits.
 #[derive(Clone, Debug)]
 pub(crate) struct Hdr {
-    counts: Box<[u64]>,
+    counts: Counts,
     total: u64,
     /// log2 of half the sub-bucket count.
     half_magnitude: u32,
@@ -54,7 +139,7 @@ impl Hdr {
         let half_magnitude = magnitude - 1;
         let len = ((buckets + 1) as usize) << half_magnitude;
         Hdr {
-            counts: vec![0; len].into_boxed_slice(),
+            counts: Counts::new(len),
             total: 0,
             half_magnitude,
             sub_mask: sub_count - 1,
@@ -97,7 +182,7 @@ impl Hdr {
     pub(crate) fn record(&mut self, value: u64) {
         debug_assert!(value <= self.highest);
         let i = self.index(value);
-        self.counts[i] += 1;
+        self.counts.add_at(i, 1);
         self.total += 1;
     }
 
@@ -110,16 +195,15 @@ impl Hdr {
     /// range), each of its slots counts at the slot's lowest value, as
     /// HdrHistogram's `add` does.
     pub(crate) fn add(&mut self, other: &Hdr) {
-        if self.half_magnitude == other.half_magnitude && self.counts.len() == other.counts.len() {
-            for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
-                *a += b;
-            }
-        } else {
-            for (i, &c) in other.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
-                let v = other.value_at_index(i).clamp(1, self.highest);
-                let j = self.index(v);
-                self.counts[j] += c;
-            }
+        let same =
+            self.half_magnitude == other.half_magnitude && self.counts.len() == other.counts.len();
+        for (i, c) in other.counts.nonzero() {
+            let j = if same {
+                i
+            } else {
+                self.index(other.value_at_index(i).clamp(1, self.highest))
+            };
+            self.counts.add_at(j, c);
         }
         self.total += other.total;
     }
@@ -129,20 +213,16 @@ impl Hdr {
     pub(crate) fn value_at_quantile(&self, q: f64) -> u64 {
         let q = q.min(1.0);
         let target = ((q * self.total as f64).ceil() as u64).max(1);
-        let mut running = 0_u64;
-        for (i, &c) in self.counts.iter().enumerate() {
-            running += c;
-            if running >= target {
-                let low = self.value_at_index(i);
-                return if q == 0.0 {
-                    low
-                } else {
-                    // The top of the slot's range: its width is 2^bucket.
-                    low + (1_u64 << self.bucket(low)) - 1
-                };
-            }
+        let Some(i) = self.counts.reach(target) else {
+            return 0;
+        };
+        let low = self.value_at_index(i);
+        if q == 0.0 {
+            low
+        } else {
+            // The top of the slot's range: its width is 2^bucket.
+            low + (1_u64 << self.bucket(low)) - 1
         }
-        0
     }
 }
 
@@ -236,7 +316,7 @@ mod tests {
         }
         a.add(&b);
         assert_eq!(a.total(), 10_000);
-        assert_eq!(a.counts, both.counts);
+        assert!(a.counts.iter().eq(both.counts.iter()));
     }
 
     #[test]
@@ -252,6 +332,36 @@ mod tests {
         // sub-buckets): slot 241·2^9 = 123,392. Counted there, it lands in
         // the fine slot of width 2^6 from 123,392, whose top is 123,455.
         assert_eq!(fine.value_at_quantile(0.75), 123_455);
+    }
+
+    /// Chunks are allocated where values fall and nowhere else; counts
+    /// in different chunks, and at chunk edges, stay apart.
+    #[test]
+    fn only_the_chunks_values_reach_are_allocated() {
+        let mut h = Hdr::new(HIGHEST, 3);
+        assert!(h.counts.chunks.iter().all(Option::is_none));
+        for v in [1_000_000, 1_000_001, 5_000_000] {
+            h.record(v);
+        }
+        let allocated: Vec<usize> = (0..h.counts.chunks.len())
+            .filter(|&k| h.counts.chunks[k].is_some())
+            .collect();
+        assert_eq!(
+            allocated,
+            [h.index(1_000_000) / CHUNK, h.index(5_000_000) / CHUNK],
+            "two chunks for three values in two places"
+        );
+        // The last slot of a chunk and the first of the next.
+        let edge = CHUNK * 5;
+        let (low, next) = (h.value_at_index(edge - 1), h.value_at_index(edge));
+        h.record(low);
+        h.record(next);
+        assert_eq!((h.counts.get(edge - 1), h.counts.get(edge)), (1, 1));
+        assert_eq!(h.counts.iter().sum::<u64>(), 5);
+        // Slot 5·1,024 − 1 is far below a millisecond: now the least value.
+        assert!(low < 1_000_000);
+        assert_eq!(h.value_at_quantile(0.0), low);
+        assert_eq!(h.value_at_quantile(1.0), h.value_at_quantile(0.99));
     }
 
     #[test]
