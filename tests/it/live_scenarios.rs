@@ -1,13 +1,14 @@
 //! `meshsim live` with the scenario features the load generator and the
 //! backends took over from the simulator: rate ramps, arrival traces,
-//! deterministic errors, LIFO queues, `sleep` steps and named endpoints,
-//! on 127.0.0.1; every child is checked gone by PID afterwards.
+//! deterministic errors, LIFO queues, `sleep` steps and named endpoints
+//! (also through HAProxy and nginx sidecars), on 127.0.0.1; every child is
+//! checked gone by PID afterwards.
 
-use crate::common::live::run_meshsim;
+use crate::common::live::{all_gone, exe, fail_in_ci_or_skip, pids, run_meshsim, start};
 
 use std::path::PathBuf;
 
-use meshsim_live::orchestrate::LiveReport;
+use meshsim_live::orchestrate::{LiveOptions, LiveReport, ProxyKind};
 use meshsim_scenario::Scenario;
 
 /// A fresh directory under the system's temporary directory.
@@ -154,8 +155,9 @@ service_time = { dist = "constant", value = "1ms" }
     }
 }
 
-#[test]
-fn named_endpoints_and_sleep_steps_run_live() {
+/// Runs the named-endpoint scenario below through `proxy` sidecars and
+/// checks it.
+fn named_endpoints_and_sleep_steps(proxy: ProxyKind) {
     // The load draws api's endpoint by weight: `read` (3 in 4) calls db's
     // `get`, naming it; `write` only sleeps. db's other endpoint, `put`,
     // calls audit: had the endpoint's name been lost on the way, db would
@@ -191,7 +193,9 @@ concurrency = 8
 service_time = { dist = "constant", value = "0s" }
 "#;
     let sc = Scenario::from_toml(text, "test.toml").expect("valid");
-    let r = run_meshsim(&sc).0;
+    let (r, started) = start(&sc, LiveOptions::new(exe(), proxy));
+    assert!(all_gone(&pids(&started)), "children left behind");
+    let r = r.expect("live run");
     let served = |svc: &str| -> u64 {
         r.tables
             .instances
@@ -216,6 +220,27 @@ service_time = { dist = "constant", value = "0s" }
     let e2e = &r.tables.summary[0];
     assert_eq!(e2e.errors, 0, "{e2e:?}");
     assert!(e2e.p50_ms >= 4.0, "{e2e:?}");
+}
+
+#[test]
+fn named_endpoints_and_sleep_steps_run_live() {
+    named_endpoints_and_sleep_steps(ProxyKind::Meshsim);
+}
+
+/// The endpoint's name travels in the request path, which HAProxy and
+/// nginx pass on unchanged, as Envoy would.
+#[test]
+fn named_endpoints_run_live_through_haproxy() {
+    if !fail_in_ci_or_skip("haproxy") {
+        named_endpoints_and_sleep_steps(ProxyKind::Haproxy);
+    }
+}
+
+#[test]
+fn named_endpoints_run_live_through_nginx() {
+    if !fail_in_ci_or_skip("nginx") {
+        named_endpoints_and_sleep_steps(ProxyKind::Nginx);
+    }
 }
 
 #[test]
