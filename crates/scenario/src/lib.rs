@@ -220,6 +220,18 @@ fn default_ingress_concurrency() -> u32 {
 /// The most time-series windows a run may have.
 pub const MAX_WINDOWS: u64 = 100_000;
 
+/// The most instances plus balancer host entries a model may hold (see
+/// [`Scenario::model_size`]): about 40 GB of engine state at the ~400
+/// bytes each measured on the single hop (76 MB of heap for 10⁵ instances
+/// behind one balancer). A fixed limit, not this machine's memory, so that
+/// a scenario is accepted or refused the same way everywhere; it exists to
+/// turn a mistyped count into an error instead of an allocation that the
+/// kernel ends.
+pub const MAX_MODEL: u64 = 100_000_000;
+
+/// The highest open-loop rate: arrivals are at least 1 ns apart.
+pub const MAX_RATE: f64 = 1e9;
+
 /// The name of the synthetic ingress service.
 pub const INGRESS: &str = "ingress";
 
@@ -626,6 +638,44 @@ impl Scenario {
         }
     }
 
+    /// The size of the model a run builds: its instances (an ingress tier
+    /// included) and its balancer host entries. Every instance of a
+    /// calling service keeps one balancer per service it calls, over that
+    /// service's instances; every client keeps one over the front tier's
+    /// (the ingress, else the entry); the ingress instances one over the
+    /// entry's.
+    pub fn model_size(&self) -> (u64, u64) {
+        let count = |name: &str| {
+            self.service(name)
+                .map_or(0, |(_, s)| u64::from(s.instances))
+        };
+        let ingress = self
+            .workload
+            .ingress
+            .as_ref()
+            .map_or(0, |g| u64::from(g.instances));
+        let entry = count(&self.workload.entry);
+        let instances = ingress
+            + self
+                .services
+                .iter()
+                .map(|s| u64::from(s.instances))
+                .sum::<u64>();
+        let front = if ingress > 0 { ingress } else { entry };
+        let mut hosts = u64::from(self.workload.clients) * front;
+        if ingress > 0 {
+            hosts += ingress * entry;
+        }
+        for s in &self.services {
+            let mut callees: Vec<String> = s.all_calls().into_iter().map(|c| c.service).collect();
+            callees.sort_unstable();
+            callees.dedup();
+            let per_instance: u64 = callees.iter().map(|c| count(c)).sum();
+            hosts = hosts.saturating_add(u64::from(s.instances).saturating_mul(per_instance));
+        }
+        (instances, hosts)
+    }
+
     /// Every semantic problem, in file order.
     pub fn validate(&self) -> Vec<Problem> {
         let mut p = Vec::new();
@@ -668,6 +718,12 @@ impl Scenario {
                 self.validate_arrival_endpoints(&mut add);
             }
             WorkloadKind::Open => match w.rate {
+                Some(r) if r > MAX_RATE => add(
+                    "workload.rate".into(),
+                    format!(
+                        "{r:e} requests per second is more than meshsim can space: arrivals are at least 1 ns apart, so at most {MAX_RATE:e}"
+                    ),
+                ),
                 Some(r) if r.is_finite() && r > 0.0 => {}
                 Some(r) => add(
                     "workload.rate".into(),
@@ -709,6 +765,13 @@ impl Scenario {
                         add(
                             format!("workload.phases[{i}].{key}"),
                             format!("{r} is not a request rate (>= 0)"),
+                        );
+                    } else if r > MAX_RATE {
+                        add(
+                            format!("workload.phases[{i}].{key}"),
+                            format!(
+                                "{r:e} requests per second: arrivals are at least 1 ns apart, so at most {MAX_RATE:e}"
+                            ),
                         );
                     }
                 }
@@ -1087,6 +1150,30 @@ impl Scenario {
                 }
             }
         }
+        let (instances, hosts) = self.model_size();
+        if instances.saturating_add(hosts) > MAX_MODEL {
+            // Name the count behind the largest term, where a typo most
+            // likely is: a service's instances, or the clients.
+            let biggest = self
+                .services
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, s)| s.instances)
+                .map(|(i, s)| (i, u64::from(s.instances)));
+            let clients = u64::from(self.workload.clients);
+            let key = match biggest {
+                Some((i, n)) if n >= clients => format!("services[{i}].instances"),
+                _ => "workload.clients".to_owned(),
+            };
+            add(
+                key,
+                format!(
+                    "the model would hold {instances} instances and {hosts} balancer host entries \
+                     (every calling instance balances over each callee's instances, every client \
+                     over the entry's): more than meshsim's limit of {MAX_MODEL} in all (about 40 GB)"
+                ),
+            );
+        }
         p
     }
 }
@@ -1239,6 +1326,69 @@ service_time = { dist = "exponential", mean = "1ms" }
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["workload.rate", "workload.entry"]);
         assert!(e.to_string().contains("expected one of [\"api\"]"), "{e}");
+    }
+
+    #[test]
+    fn model_size_counts_instances_and_every_balancers_hosts() {
+        // 3 clients → ingress (4) → api (2); api calls db (5) in one
+        // endpoint and cache (1) in the other; db calls cache.
+        let text = r#"
+[run]
+duration = "2s"
+[workload]
+rate = 100
+entry = "api"
+clients = 3
+ingress = { instances = 4 }
+[[services]]
+name = "api"
+instances = 2
+service_time = { dist = "constant", value = "1ms" }
+endpoints = [
+  { name = "read", calls = [{ service = "db" }, { service = "db" }] },
+  { name = "hit", calls = [{ service = "cache" }] },
+]
+[[services]]
+name = "db"
+instances = 5
+service_time = { dist = "constant", value = "1ms" }
+calls = [{ service = "cache" }]
+[[services]]
+name = "cache"
+service_time = { dist = "constant", value = "1ms" }
+"#;
+        let s = Scenario::from_toml(text, "x.toml").unwrap();
+        // Clients over the ingress 3·4, the ingress over api 4·2, api over
+        // db and cache 2·(5 + 1) (db once, though called twice), db over
+        // cache 5·1.
+        assert_eq!(s.model_size(), (4 + 2 + 5 + 1, 12 + 8 + 12 + 5));
+    }
+
+    #[test]
+    fn absurd_sizes_and_rates_are_refused_by_name() {
+        let keys = |text: &str| -> Vec<(String, String)> {
+            match Scenario::from_toml(text, "x.toml") {
+                Err(ScenarioError::Invalid { problems, .. }) => {
+                    problems.into_iter().map(|p| (p.key, p.message)).collect()
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        let many = BASE.replace("name = \"api\"", "name = \"api\"\ninstances = 200000000");
+        let p = keys(&many);
+        assert_eq!(p[0].0, "services[0].instances", "{p:?}");
+        assert!(p[0].1.contains("200000000 instances"), "{p:?}");
+        let clients = BASE.replace("entry = \"api\"", "entry = \"api\"\nclients = 100000001");
+        assert_eq!(keys(&clients)[0].0, "workload.clients");
+        let fast = BASE.replace("rate = 100", "rate = 2e9");
+        let p = keys(&fast);
+        assert_eq!(p[0].0, "workload.rate");
+        assert!(p[0].1.contains("at most 1e9"), "{p:?}");
+        // At the limits, accepted: 10⁸ in all, one arrival per nanosecond.
+        let edge = BASE
+            .replace("rate = 100", "rate = 1e9")
+            .replace("name = \"api\"", "name = \"api\"\ninstances = 50000000");
+        assert!(Scenario::from_toml(&edge, "x.toml").is_ok());
     }
 
     #[test]
