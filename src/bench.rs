@@ -32,8 +32,8 @@ pub struct Args {
     /// Run only these cases (repeatable; see `--list`).
     #[arg(long = "case", value_name = "NAME")]
     cases: Vec<String>,
-    /// Requests per case instead of the suite's sizes.
-    #[arg(long)]
+    /// Requests per case instead of the suite's sizes (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     requests: Option<u64>,
     /// Also write the figures to this file: `.csv` or `.json`.
     #[arg(long)]

@@ -76,7 +76,11 @@ pub(super) fn batch_means(
         .map(|&(_, _, mean_ms)| mean_ms)
         .collect();
     let k = means.len() as f64;
-    anyhow::ensure!(k >= 2.0, "too few windows for an error estimate");
+    anyhow::ensure!(
+        k >= 2.0,
+        "only {k} measured window(s) hold requests; the mean's standard error needs at least 2 \
+         (batch means over {BATCHES} windows): use more requests"
+    );
     let m = means.iter().sum::<f64>() / k;
     let var = means.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (k - 1.0);
     Ok((m, (var / k).sqrt()))

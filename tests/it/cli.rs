@@ -224,3 +224,19 @@ fn bench_floor_quick_compares_the_engine_with_its_floor() {
         assert_eq!(requests, 50_000, "{row}");
     }
 }
+
+/// `--requests 0` is refused by the argument parser (it used to reach the
+/// comparison's window arithmetic and divide by zero).
+#[test]
+fn bench_refuses_zero_requests() {
+    for extra in [&["--floor"][..], &["--case", "single-hop"][..]] {
+        let o = meshsim()
+            .args(["bench", "--requests", "0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("invalid value '0' for '--requests"), "{err}");
+    }
+}
