@@ -163,6 +163,21 @@ pub fn edges(o: &Options) -> Vec<Vec<u32>> {
                         added += 1;
                     }
                 }
+                // A graph too dense for random draws to find the rest: the
+                // rest drawn from the pairs still free, so the DAG has the
+                // edges asked for whenever there is room.
+                if added < o.extra_edges {
+                    let mut free: Vec<(usize, usize)> = (0..n)
+                        .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+                        .filter(|&(a, b)| !edges[a].contains(&(b as u32)))
+                        .collect();
+                    while added < o.extra_edges && !free.is_empty() {
+                        let k = rng.below(free.len() as u64) as usize;
+                        let (a, b) = free.swap_remove(k);
+                        edges[a].push(b as u32);
+                        added += 1;
+                    }
+                }
                 for e in &mut edges {
                     e.sort_unstable();
                 }
@@ -223,6 +238,16 @@ pub fn generate(o: &Options) -> Result<Generated, GenerateError> {
         return Err(GenerateError(format!(
             "duration {} s must exceed the warm-up {} s",
             o.duration_s, o.warmup_s
+        )));
+    }
+    // Edges go from a service to a later one: n(n − 1)/2 in all, n − 1 of
+    // them the spanning tree's.
+    let n = u64::from(o.services);
+    let room = (n - 1) * n.saturating_sub(2) / 2;
+    if o.shape == Shape::Dag && u64::from(o.extra_edges) > room {
+        return Err(GenerateError(format!(
+            "extra edges: {}; a DAG of {} services has room for {room} beyond its spanning tree",
+            o.extra_edges, o.services
         )));
     }
     let edges = edges(o);
@@ -381,6 +406,30 @@ mod tests {
         assert_eq!(g.edges, vec![vec![1], vec![2], vec![3], vec![]]);
         // 1 + 1/2 + 1/4 + 1/8
         assert_eq!(g.calls_per_request, 1.875);
+    }
+
+    /// A complete DAG is reachable exactly (random draws alone would miss
+    /// the last free pairs); one edge more is refused with the room left.
+    #[test]
+    fn a_dag_gets_every_extra_edge_there_is_room_for() {
+        for n in [2_u32, 3, 12] {
+            let room = (n - 1) * (n.saturating_sub(2)) / 2;
+            let o = Options {
+                shape: Shape::Dag,
+                services: n,
+                extra_edges: room,
+                ..Options::default()
+            };
+            let g = generate(&o).unwrap();
+            let n_edges: u32 = g.edges.iter().map(|e| e.len() as u32).sum();
+            assert_eq!(n_edges, n * (n - 1) / 2, "complete DAG of {n}");
+            let e = generate(&Options {
+                extra_edges: room + 1,
+                ..o
+            })
+            .unwrap_err();
+            assert!(e.0.contains(&format!("has room for {room}")), "{e}");
+        }
     }
 
     #[test]
