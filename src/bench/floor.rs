@@ -31,7 +31,7 @@ use meshsim_core::{
 use meshsim_results::Latency;
 use meshsim_scenario::{Arrivals, QueueDiscipline, Sampler, Scenario, WorkloadKind, CLIENT};
 
-use super::simpy::{batch_means, comparison_scenario, engine_side, Side};
+use super::simpy::{agree, batch_means, comparison_scenario, engine_side, Side};
 use super::{git_revision, rustc_version};
 
 /// The floor on `sc`, which must have the single hop's shape: one open-loop
@@ -61,13 +61,19 @@ pub(super) fn floor_side(sc: &Scenario) -> anyhow::Result<(Side, u64)> {
             && policy.outlier.is_none()
             && policy.health_check.is_none()
             && policy.discovery.is_none()
+            && policy.hedge.mode == meshsim_core::retry::hedge::HedgeMode::Off
             && svc.error_rate == 0.0
+            && svc.error_every.is_none()
+            && svc.calls.is_empty()
+            && svc.endpoints.is_empty()
+            && svc.overrides.is_empty()
             && svc.queue_capacity.is_none()
             && svc.queue_discipline == QueueDiscipline::Fifo
             && sc.faults.is_empty(),
         "the floor runs the single hop's shape only: one open-loop Poisson client, \
-         one service with an unbounded FIFO queue and no errors, no latency, \
-         faults, outlier detection, health checks or discovery"
+         one service with one endpoint, no script, an unbounded FIFO queue and no \
+         errors or overrides; no latency, hedging, faults, outlier detection, health \
+         checks or discovery"
     );
     let rate = sc.workload.rate.context("an open-loop rate")?;
     let n = svc.instances;
@@ -229,11 +235,7 @@ pub fn run(quick: bool, requests: Option<u64>) -> anyhow::Result<ExitCode> {
             ev as f64 / s.wall_s
         );
     }
-    // As for SimPy: two independent estimates of one mean differ by more
-    // than 4 standard errors of their difference with probability 6·10⁻⁵.
-    let tol = 4.0 * (ours.se_ms * ours.se_ms + theirs.se_ms * theirs.se_ms).sqrt();
-    let diff = (ours.mean_ms - theirs.mean_ms).abs();
-    let same = diff <= tol;
+    let (diff, tol, same) = agree(&ours, &theirs);
     println!(
         "means differ by {diff:.4} ms, tolerance {tol:.4} ms (4 standard errors): {}; \
          meshsim takes {:.2}x the floor's time (best of {rounds} alternating rounds)",
@@ -272,9 +274,8 @@ mod tests {
         let sc = comparison_scenario("single-hop", 200_000).unwrap();
         let (ours, events) = engine_side(&sc).unwrap();
         let (floor, floor_events) = floor_side(&sc).unwrap();
-        let tol = 4.0 * (ours.se_ms * ours.se_ms + floor.se_ms * floor.se_ms).sqrt();
         assert!(
-            (ours.mean_ms - floor.mean_ms).abs() <= tol,
+            agree(&ours, &floor).2,
             "engine {:.4} ± {:.4} ms, floor {:.4} ± {:.4} ms",
             ours.mean_ms,
             ours.se_ms,

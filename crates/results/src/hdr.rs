@@ -19,9 +19,10 @@
 //! Counts are kept in chunks of 1,024 slots (one bucket's sub-buckets at
 //! 3 digits, eight buckets' at 2), each allocated at the first value that
 //! falls in it: a service whose latencies span a few doublings holds a few
-//! chunks, not the whole range up to an hour (33 chunks at 3 digits). A run with a thousand services keeps a thousand
-//! histograms; allocated whole and zeroed (the allocator clears reused
-//! memory) they were almost all of its memory.
+//! chunks, not the whole range up to an hour (33 chunks at 3 digits). A
+//! run with a thousand services keeps a thousand histograms; allocated
+//! whole and zeroed (the allocator clears reused memory), they were almost
+//! all of its memory.
 
 /// Slots per chunk: a power of two, so a slot's chunk and place in it are
 /// a shift and a mask, and the place needs no bounds check.
@@ -361,7 +362,10 @@ mod tests {
         // Slot 5·1,024 − 1 is far below a millisecond: now the least value.
         assert!(low < 1_000_000);
         assert_eq!(h.value_at_quantile(0.0), low);
-        assert_eq!(h.value_at_quantile(1.0), h.value_at_quantile(0.99));
+        // The top reads across the gap of empty chunks to the last value,
+        // reported within 3 significant digits.
+        let top = h.value_at_quantile(1.0);
+        assert!((5_000_000..5_005_000).contains(&top), "{top}");
     }
 
     #[test]

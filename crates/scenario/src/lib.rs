@@ -718,7 +718,7 @@ impl Scenario {
                 self.validate_arrival_endpoints(&mut add);
             }
             WorkloadKind::Open => match w.rate {
-                Some(r) if r > MAX_RATE => add(
+                Some(r) if r.is_finite() && r > MAX_RATE => add(
                     "workload.rate".into(),
                     format!(
                         "{r:e} requests per second is more than meshsim can space: arrivals are at least 1 ns apart, so at most {MAX_RATE:e}"

@@ -244,6 +244,15 @@ pub fn generate(o: &Options) -> Result<Generated, GenerateError> {
     // them the spanning tree's.
     let n = u64::from(o.services);
     let room = (n - 1) * n.saturating_sub(2) / 2;
+    // Every edge is a call of some request's tree, so a graph of more than
+    // 10⁶ edges is past the calls-per-request limit below at probability
+    // 1 and a huge file at any: refused before it is built.
+    if o.shape == Shape::Dag && o.extra_edges > 1_000_000 {
+        return Err(GenerateError(format!(
+            "extra edges: {}; expected at most 1000000",
+            o.extra_edges
+        )));
+    }
     if o.shape == Shape::Dag && u64::from(o.extra_edges) > room {
         return Err(GenerateError(format!(
             "extra edges: {}; a DAG of {} services has room for {room} beyond its spanning tree",
@@ -430,6 +439,14 @@ mod tests {
             .unwrap_err();
             assert!(e.0.contains(&format!("has room for {room}")), "{e}");
         }
+        let e = generate(&Options {
+            shape: Shape::Dag,
+            services: 100_000,
+            extra_edges: 1_000_001,
+            ..Options::default()
+        })
+        .unwrap_err();
+        assert!(e.0.contains("at most 1000000"), "{e}");
     }
 
     #[test]
